@@ -141,10 +141,12 @@ class Registry:
                         info.error = _short_error(exc)
                     continue
                 for spec in specs:
-                    self._providers[kind].setdefault(spec.name, []).append(impl.plugin_name)
-                    self._specs[kind].setdefault(spec.name, spec)
+                    # Metrics are identified by key: display names repeat across tasks ("ROC-AUC").
+                    ident = spec.key if kind == "metric" else spec.name
+                    self._providers[kind].setdefault(ident, []).append(impl.plugin_name)
+                    self._specs[kind].setdefault(ident, spec)
                     if info is not None:
-                        info.provides.setdefault(kind, []).append(spec.name)
+                        info.provides.setdefault(kind, []).append(ident)
 
     # ------------------------------------------------------------------ lookup
     def conflicts(self, kind: str) -> dict[str, list[str]]:
@@ -154,7 +156,8 @@ class Registry:
         return sorted(self._specs[kind])
 
     def specs(self, kind: str) -> list[Any]:
-        return [self._specs[kind][n] for n in self.names(kind) if n not in self.conflicts(kind)]
+        conflicts = self.conflicts(kind)
+        return [self._specs[kind][n] for n in self.names(kind) if n not in conflicts]
 
     def get(self, kind: str, name: str) -> Any:
         providers = self._providers[kind].get(name, [])

@@ -214,8 +214,8 @@ class TrainConfig:
     select_metric: Callable[[Any, Any], float] | None = None
     select_metric_name: str = ""
     progress: bool = True
-    #: Worker processes for batch loading (0 = in the main process).
-    num_workers: int = 0
+    #: Called after every epoch with its history entry (observers, tests of interruption).
+    epoch_callback: Callable[[dict], None] | None = None
 
 
 @runtime_checkable
