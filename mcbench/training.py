@@ -1,0 +1,295 @@
+"""The torch trainer: the paper's protocol, selection on validation, checkpoints and resume.
+
+Protocol ``paper`` (models.md §9.1, paper Sec. IV–V-C): Adam (lr 1e-3, β = (0.9, 0.999),
+ε = 1e-7 as in Keras), learning rate ×0.9 after every epoch, batch 32 reshuffled each epoch from
+the run seed, sigmoid + binary cross-entropy for tagging and softmax + cross-entropy for genres,
+L2 of eq. (2) with λ1 (conv), λ2 (output and hidden dense) and λ3 (recurrent) = 1e-6, at most 50
+epochs, the checkpoint with the best **validation** metric kept (ties keep the earlier epoch),
+optional early-stopping patience. Protocol ``wang2019`` (§9.2): constant lr, no L2.
+
+L2 is applied as per-group Adam ``weight_decay = 2λ``, which is the gradient of λ‖w‖² added to the
+loss (AdamW would not be equivalent). Groups come from module types: convolutions → λ1; linear
+layers → λ2; ``nn.GRU``/``nn.LSTM`` and modules declaring ``l2_group = "recurrent"`` → λ3; batch
+norm → never penalised. A plugin module may override by declaring ``l2_group`` itself.
+
+Resume: after every epoch the trainer writes ``last.pt`` (model, optimiser, history, best so far)
+into the run's work folder and ``best.pt`` when validation improves. Shuffling and dropout are
+seeded from (seed, epoch), so a run killed mid-training and started again continues from its last
+completed epoch and produces the same result as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .specs import MULTILABEL, FeatureSplit, TrainConfig
+
+PROTOCOLS = {
+    "paper": {"lr_decay": 0.9, "l2_conv": 1e-6, "l2_output": 1e-6, "l2_recurrent": 1e-6},
+    "wang2019": {"lr_decay": 1.0, "l2_conv": 0.0, "l2_output": 0.0, "l2_recurrent": 0.0},
+}
+
+
+def protocol_config(name: str, **overrides) -> TrainConfig:
+    """A :class:`TrainConfig` for a named protocol, with explicit overrides applied last."""
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown training protocol {name!r}; choose from {sorted(PROTOCOLS)}")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {sorted(unknown)}; known: {sorted(fields)}")
+    return TrainConfig(protocol=name, **{**PROTOCOLS[name], **overrides})
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was requested but torch sees no CUDA device "
+                           "(install a CUDA build of torch, see the README, or use --device cpu)")
+    return torch.device(name)
+
+
+# --------------------------------------------------------------------------- L2 groups
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_RECURRENT = (nn.GRU, nn.LSTM, nn.RNN, nn.GRUCell, nn.LSTMCell)
+_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
+
+
+def l2_group_of(module: nn.Module) -> str | None:
+    declared = getattr(module, "l2_group", None)
+    if declared is not None:
+        return declared or None
+    if isinstance(module, _CONV):
+        return "conv"
+    if isinstance(module, _RECURRENT):
+        return "recurrent"
+    if isinstance(module, nn.Linear):
+        return "output"
+    return None
+
+
+def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """Adam parameter groups with ``weight_decay = 2λ`` per eq. (2) group."""
+    lam = {"conv": config.l2_conv, "output": config.l2_output, "recurrent": config.l2_recurrent, None: 0.0}
+    assigned: dict[int, str | None] = {}
+
+    def visit(module: nn.Module, inherited: str | None) -> None:
+        group = inherited
+        if isinstance(module, _NORM):
+            group = None
+        elif getattr(module, "l2_group", None) is not None or isinstance(module, (*_CONV, *_RECURRENT, nn.Linear)):
+            group = l2_group_of(module)
+        for p in module.parameters(recurse=False):
+            assigned.setdefault(id(p), group)
+        for child in module.children():
+            # a module declaring a group (e.g. a Grid LSTM block) owns all its sub-layers
+            visit(child, group if getattr(module, "l2_group", None) is not None else None)
+
+    visit(model, None)
+    buckets: dict[str | None, list] = {}
+    for p in model.parameters():
+        if p.requires_grad:
+            buckets.setdefault(assigned.get(id(p)), []).append(p)
+    return [
+        {"params": ps, "weight_decay": 2.0 * lam[g], "l2_group": g or "none"}
+        for g, ps in buckets.items()
+    ]
+
+
+# --------------------------------------------------------------------------- the learner
+
+
+def _say(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(message)
+
+
+def _progress(iterable, **kw):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kw)
+
+
+class TorchLearner:
+    """Wraps a plugin's ``nn.Module`` (logits out) with fit/predict/save/load."""
+
+    def __init__(self, module: nn.Module, task: str):
+        self.module = module
+        self.task = task
+        self.device = torch.device("cpu")
+        self.history: list[dict] = []
+        self.selected_epoch: int | None = None
+
+    # -- helpers
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == MULTILABEL:
+            return nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
+        return nn.functional.cross_entropy(logits.float(), y)
+
+    def _to_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        return torch.sigmoid(logits) if self.task == MULTILABEL else torch.softmax(logits, dim=1)
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    def _batch(self, split: FeatureSplit, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        order = np.sort(idx)  # sorted reads are sequential on a memory map
+        x = torch.from_numpy(np.ascontiguousarray(split.x[order], dtype=np.float32))
+        y_np = split.y[order]
+        y = torch.from_numpy(y_np.astype(np.float32 if self.task == MULTILABEL else np.int64))
+        nb = self.device.type == "cuda"
+        if nb:
+            x, y = x.pin_memory(), y.pin_memory()
+        return x.to(self.device, non_blocking=nb), y.to(self.device, non_blocking=nb)
+
+    # -- Learner API
+    def fit(self, train: FeatureSplit, valid: FeatureSplit, config: TrainConfig) -> list[dict]:
+        if len(train) == 0 or len(valid) == 0:
+            raise ValueError(f"cannot train on empty splits (train={len(train)}, valid={len(valid)})")
+        if config.select_metric is None:
+            raise ValueError("TrainConfig.select_metric is required (the validation metric)")
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.module.to(self.device)
+        optimizer = torch.optim.Adam(
+            parameter_groups(self.module, config), lr=config.lr, betas=(0.9, 0.999), eps=config.adam_eps
+        )
+        workdir = Path(config.workdir) if config.workdir else None
+        state = {"epoch": -1, "best_metric": -math.inf, "best_epoch": None, "history": [], "finished": False}
+        if workdir is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
+            last = workdir / "last.pt"
+            if last.exists():
+                ckpt = torch.load(last, map_location=self.device, weights_only=False)
+                self.module.load_state_dict(ckpt["model"])
+                optimizer.load_state_dict(ckpt["optimizer"])
+                state = ckpt["state"]
+                _say(f"resuming from epoch {state['epoch'] + 2} (checkpoint {last})"
+                     if not state["finished"] and state["epoch"] + 1 < config.max_epochs
+                     else f"training already finished (checkpoint {last})")
+        n = len(train)
+        for epoch in range(state["epoch"] + 1, config.max_epochs):
+            if state["finished"]:
+                break
+            lr = config.lr * config.lr_decay**epoch
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            order = np.random.default_rng([config.seed, epoch]).permutation(n)
+            torch.manual_seed(config.seed * 100_003 + epoch)  # dropout masks, resume-safe
+            self.module.train()
+            t0 = time.perf_counter()
+            total, seen = 0.0, 0
+            batches = [order[i : i + config.batch_size] for i in range(0, n, config.batch_size)]
+            bar = _progress(batches, desc=f"epoch {epoch + 1}/{config.max_epochs}", unit="batch",
+                            disable=not config.progress, leave=False)
+            for idx in bar:
+                x, y = self._batch(train, idx)
+                with self._autocast():
+                    logits = self.module(x)
+                loss = self._loss(logits, y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training loss became {loss.item()} in epoch {epoch + 1}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(idx)
+                seen += len(idx)
+                bar.set_postfix(loss=f"{total / seen:.4f}")
+            train_s = time.perf_counter() - t0
+            scores = self.predict(valid, batch_size=config.batch_size)
+            metric = float(config.select_metric(valid.y, scores))
+            improved = metric > state["best_metric"]  # ties keep the earlier epoch
+            entry = {
+                "epoch": epoch, "loss": total / seen, "valid_metric": metric, "lr": lr,
+                "seconds": round(time.perf_counter() - t0, 3), "clips_per_s": round(seen / train_s, 2),
+            }
+            state["history"].append(entry)
+            if improved:
+                state["best_metric"], state["best_epoch"] = metric, epoch
+            stale = epoch - (state["best_epoch"] if state["best_epoch"] is not None else epoch)
+            if config.patience is not None and stale >= config.patience:
+                state["finished"] = True
+            if config.epoch_callback is not None:
+                config.epoch_callback(entry)
+            if config.progress:
+                mark = " *" if improved else ""
+                bar.write(
+                    f"epoch {epoch + 1}/{config.max_epochs}: loss {entry['loss']:.4f}, "
+                    f"valid {config.select_metric_name or 'metric'} {metric:.4f}{mark} "
+                    f"({entry['seconds']:.1f} s, {entry['clips_per_s']:.1f} clips/s)"
+                )
+            state["epoch"] = epoch
+            if workdir is not None:
+                if improved:
+                    _atomic_torch_save({"model": self.module.state_dict()}, workdir / "best.pt")
+                _atomic_torch_save(
+                    {"model": self.module.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
+                    workdir / "last.pt",
+                )
+            elif improved:
+                self._best_in_memory = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        # Test predictions must come from the selected checkpoint, never the last epoch.
+        if workdir is not None and (workdir / "best.pt").exists():
+            self.module.load_state_dict(torch.load(workdir / "best.pt", map_location=self.device)["model"])
+        elif getattr(self, "_best_in_memory", None) is not None:
+            self.module.load_state_dict(self._best_in_memory)
+        self.history = state["history"]
+        self.selected_epoch = state["best_epoch"]
+        return self.history
+
+    @torch.no_grad()
+    def predict(self, split: FeatureSplit, batch_size: int = 32) -> np.ndarray:
+        self.module.eval()
+        self.module.to(self.device)
+        out = []
+        for i in range(0, len(split), batch_size):
+            idx = np.arange(i, min(i + batch_size, len(split)))
+            x, _ = self._batch(split, idx)
+            with self._autocast():
+                logits = self.module(x)
+            out.append(self._to_probs(logits).cpu().numpy())
+        if not out:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        _atomic_torch_save({"model": self.module.state_dict()}, Path(path))
+
+    def load(self, path: Path) -> None:
+        self.module.load_state_dict(torch.load(Path(path), map_location="cpu")["model"])
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def as_learner(built, task: str):
+    """A plugin's ``build`` result as a learner: ``nn.Module`` → :class:`TorchLearner`."""
+    if isinstance(built, nn.Module):
+        return TorchLearner(built, task)
+    missing = [m for m in ("fit", "predict", "save", "load") if not callable(getattr(built, m, None))]
+    if missing:
+        raise TypeError(
+            f"build() returned {type(built).__name__}, which is neither a torch.nn.Module nor a "
+            f"learner (missing {', '.join(missing)})"
+        )
+    return built
