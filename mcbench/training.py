@@ -82,19 +82,22 @@ def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     lam = {"conv": config.l2_conv, "output": config.l2_output, "recurrent": config.l2_recurrent, None: 0.0}
     assigned: dict[int, str | None] = {}
 
-    def visit(module: nn.Module, inherited: str | None) -> None:
-        group = inherited
+    def visit(module: nn.Module, owner_group: str | None, owned: bool) -> None:
+        declared = getattr(module, "l2_group", None)
         if isinstance(module, _NORM):
             group = None
-        elif getattr(module, "l2_group", None) is not None or isinstance(module, (*_CONV, *_RECURRENT, nn.Linear)):
+        elif owned:
+            group = owner_group
+        else:
             group = l2_group_of(module)
         for p in module.parameters(recurse=False):
             assigned.setdefault(id(p), group)
+        # a module declaring a group (e.g. a Grid LSTM block) owns all its sub-layers
+        owns = owned or declared is not None
         for child in module.children():
-            # a module declaring a group (e.g. a Grid LSTM block) owns all its sub-layers
-            visit(child, group if getattr(module, "l2_group", None) is not None else None)
+            visit(child, group if owns else None, owns)
 
-    visit(model, None)
+    visit(model, None, False)
     buckets: dict[str | None, list] = {}
     for p in model.parameters():
         if p.requires_grad:
