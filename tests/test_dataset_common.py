@@ -1,0 +1,174 @@
+"""Shared dataset utilities: path containment, root checks, cheap and header-only file checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from mcbench_plugins.datasets.common import (
+    dataset_readme,
+    file_problem,
+    probe_audio,
+    require_root,
+    resolve_inside,
+)
+
+from mcbench.specs import DatasetError, Dropped
+
+
+def _sine(seconds: float, sr: int, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    y = 0.3 * np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    return np.stack([y] * channels, axis=1) if channels > 1 else y
+
+
+# --------------------------------------------------------------------------- resolve_inside
+
+
+def test_resolve_inside_accepts_paths_under_the_root(tmp_path):
+    (tmp_path / "c").mkdir()
+    assert resolve_inside(tmp_path, "c/a.mp3") == (tmp_path / "c" / "a.mp3").resolve()
+    assert resolve_inside(tmp_path, "c/../d/b.mp3") == (tmp_path / "d" / "b.mp3").resolve()
+    assert resolve_inside(tmp_path, "./c") == (tmp_path / "c").resolve()
+    # A link that stays inside the root is fine.
+    (tmp_path / "link").symlink_to(tmp_path / "c")
+    assert resolve_inside(tmp_path, "link/a.mp3") == (tmp_path / "c" / "a.mp3").resolve()
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "../x.mp3", "c/../../x.mp3", "/etc/passwd", "", "a\x00b"])
+def test_resolve_inside_rejects_escapes(tmp_path, bad):
+    root = tmp_path / "root"
+    (root / "c").mkdir(parents=True)
+    with pytest.raises(DatasetError):
+        resolve_inside(root, bad)
+
+
+def test_resolve_inside_rejects_symlink_escape_and_sibling_prefix(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "c").symlink_to(outside)
+    with pytest.raises(DatasetError, match="escapes the data root"):
+        resolve_inside(root, "c/a.mp3")
+    # "/x/root2" starts with "/x/root" as a string but is not inside it.
+    (tmp_path / "root2").mkdir()
+    with pytest.raises(DatasetError, match="escapes"):
+        resolve_inside(root, "../root2/a.mp3")
+    # The root itself may be a link.
+    link_root = tmp_path / "link_root"
+    link_root.symlink_to(root)
+    assert resolve_inside(link_root, "a.mp3") == root.resolve() / "a.mp3"
+
+
+# --------------------------------------------------------------------------- require_root
+
+
+def test_require_root_messages(tmp_path):
+    readme = dataset_readme("mtat")
+    with pytest.raises(DatasetError) as info:
+        require_root(tmp_path / "absent", "mtat", ["annotations_final.csv"], readme)
+    message = str(info.value)
+    assert f"data root {tmp_path / 'absent'} does not exist" in message
+    assert "datasets/mtat/README.md" in message and "--root PATH" in message
+
+    with pytest.raises(DatasetError) as info:
+        require_root(tmp_path, "gtzan", ["genres", "Data/genres_original"], "datasets/gtzan/README.md")
+    message = str(info.value)
+    assert "does not look like a gtzan data root" in message
+    assert "one of 'genres', 'Data/genres_original'" in message and "--root" in message
+
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(DatasetError, match="is not a folder"):
+        require_root(tmp_path / "a_file", "mtat", ["x"], readme)
+
+    (tmp_path / "Data" / "genres_original").mkdir(parents=True)
+    assert require_root(tmp_path, "gtzan", ["genres", "Data/genres_original"], "r") == tmp_path.resolve()
+
+
+def test_dataset_readme_points_into_the_checkout():
+    readme = dataset_readme("mtat")
+    assert readme.endswith("datasets/mtat/README.md")
+    if Path(readme).is_absolute():
+        assert Path(readme).is_file()
+    assert dataset_readme("not_a_dataset") == "datasets/not_a_dataset/README.md"
+
+
+# --------------------------------------------------------------------------- file checks
+
+
+def test_file_problem(tmp_path):
+    good = tmp_path / "a.mp3"
+    good.write_bytes(b"\x01")
+    empty = tmp_path / "e.mp3"
+    empty.write_bytes(b"")
+    assert file_problem(good) is None
+    assert file_problem(empty) == "empty (0 bytes)"
+    assert file_problem(tmp_path / "none.mp3") == "missing"
+    assert file_problem(tmp_path) == "not a regular file"
+    dangling = tmp_path / "dangling.mp3"
+    dangling.symlink_to(tmp_path / "gone.mp3")
+    assert file_problem(dangling) == "missing"
+
+
+@pytest.fixture(scope="module")
+def audio_items(tmp_path_factory):
+    d = tmp_path_factory.mktemp("probe")
+    sf.write(d / "ok.wav", _sine(3.0, 16000), 16000, subtype="PCM_16")
+    sf.write(d / "ok.mp3", _sine(2.5, 16000), 16000, format="MP3", subtype="MPEG_LAYER_III")
+    sf.write(d / "stereo.wav", _sine(4.0, 16000, channels=2), 16000, subtype="PCM_16")
+    sf.write(d / "short.wav", _sine(0.5, 16000), 16000, subtype="PCM_16")
+    sf.write(d / "rate.wav", _sine(2.0, 22050), 22050, subtype="PCM_16")
+    (d / "empty.mp3").write_bytes(b"")
+    (d / "text.mp3").write_text("<html>not audio</html>")
+    names = ["ok.wav", "missing.mp3", "ok.mp3", "stereo.wav", "short.wav", "rate.wav", "empty.mp3", "text.mp3"]
+    return [(name.split(".")[0] + "_" + name.split(".")[1], d / name) for name in names]
+
+
+def test_probe_audio_reports_every_problem_in_order(audio_items):
+    problems, stats = probe_audio(audio_items, expected_sr=16000, min_seconds=1.0, progress=False)
+    assert all(isinstance(p, Dropped) and p.step == "probe" for p in problems)
+    assert [(p.id, p.reason) for p in problems] == [
+        ("missing_mp3", "missing"),
+        ("short_wav", "too short: 0.500 s < 1 s"),
+        ("rate_wav", "sample rate 22050 Hz, expected 16000 Hz"),
+        ("empty_mp3", "empty (0 bytes)"),
+        ("text_mp3", problems[-1].reason),
+    ]
+    assert problems[-1].reason.startswith("not readable as audio") and "text.mp3" not in problems[-1].reason
+    assert problems[0].path.endswith("missing.mp3")
+    assert stats["sample_rates"] == {"16000": 4, "22050": 1}
+    assert stats["channels"] == {"1": 4, "2": 1}
+    assert stats["formats"] == {"WAV": 4, "MP3": 1}
+    assert stats["n_probed"] == 8 and stats["n_readable"] == 5
+    durations = stats["durations"]
+    assert durations["n"] == 5 and durations["min"] == 0.5 and durations["max"] == 4.0
+    assert durations["median"] == 2.5
+    assert durations["p1"] == pytest.approx(np.percentile([0.5, 2.0, 2.5, 3.0, 4.0], 1), abs=1e-3)
+
+
+def test_probe_audio_is_the_same_with_one_worker(audio_items):
+    many = probe_audio(audio_items, expected_sr=None, min_seconds=0.0, progress=False)
+    one = probe_audio(audio_items, expected_sr=None, min_seconds=0.0, workers=1, progress=False, step="x")
+    assert [(p.id, p.reason) for p in many[0]] == [(p.id, p.reason) for p in one[0]]
+    assert many[1] == one[1]
+    assert {p.id for p in many[0]} == {"missing_mp3", "empty_mp3", "text_mp3"}
+    assert {p.step for p in one[0]} == {"x"}
+
+
+def test_probe_audio_of_nothing():
+    problems, stats = probe_audio([], expected_sr=16000, min_seconds=1.0, progress=False)
+    assert problems == [] and stats["durations"] == {"n": 0} and stats["sample_rates"] == {}
+
+
+def test_probe_reads_headers_of_a_real_clip(shared_dir):
+    """The real FMA clip: 44.1 kHz stereo MP3 decoding to 1,321,967 samples (datasets.md §1)."""
+    clip = shared_dir / "audio" / "fma" / "000" / "000002.mp3"
+    problems, stats = probe_audio([("2", clip)], expected_sr=44100, min_seconds=29.0, progress=False)
+    assert problems == []
+    assert stats["sample_rates"] == {"44100": 1} and stats["channels"] == {"2": 1}
+    assert stats["durations"]["max"] == round(1_321_967 / 44100, 3)
+    assert os.path.getsize(clip) > 0
