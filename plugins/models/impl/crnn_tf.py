@@ -1,0 +1,202 @@
+"""CRNN-TF, the paper's model (Wang et al., IJCNN 2019, Sec. III; models.md §2).
+
+A 4-block CNN turns the log-mel ``(1, 96, T)`` into a map ``(128, 6, 6)`` (for T = 1360 or 1366).
+Eight scans of the map (Sec. III-C: from the four vertices A, B, C, D, row-wise and
+column-wise) each feed an independent recurrent block; the blocks' last states are concatenated in
+the order of eq. (1), ``y = [Ar, Ac, Br, Bc, Cr, Cc, Dr, Dc]``, and a head maps them to logits.
+
+Variants (models.md §2.5):
+
+* ``paper`` — Grid LSTM blocks (32 units), dropout 0.5, a linear output layer (eq. (3)).
+* ``wang2019`` — the authors' notebooks: GRU(32) blocks, dropout 0.5, Dense-64 + ELU, output.
+
+For other clip lengths the map is ``(128, ⌈F/16⌉, ⌈T/256⌉)`` (TF "same" pools); row-scan steps
+are then ``⌈T/256⌉·128`` wide, so parameter counts follow the built input shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .layers import conv_block, keras_init_, require_min_length, tf_same_out
+from .recurrent import RECURRENT_CELLS, make_recurrent
+
+MODEL = "crnn_tf"
+VARIANTS = ("paper", "wang2019")
+
+#: The eight scans in the concatenation order of eq. (1).
+SCANS = ("Ar", "Ac", "Br", "Bc", "Cr", "Cc", "Dr", "Dc")
+#: Named subsets of the Fig. 5 ablation (models.md §2.7).
+SCAN_GROUPS = {
+    "A_rc": ("Ar", "Ac"),
+    "B_rc": ("Br", "Bc"),
+    "C_rc": ("Cr", "Cc"),
+    "D_rc": ("Dr", "Dc"),
+    "ABCD_r": ("Ar", "Br", "Cr", "Dr"),
+    "ABCD_c": ("Ac", "Bc", "Cc", "Dc"),
+    "all": SCANS,
+}
+
+#: CNN of models.md §2.2: (channels, pool) per block; conv 3×3 same → BN → ELU → pool same.
+CNN_CHANNELS = (64, 128, 128, 128)
+CNN_POOL = (2, 4)
+
+#: Width of the hidden dense layer of the ``wang2019`` head.
+WANG2019_DENSE = 64
+
+
+def resolve_scans(scans: str | Iterable[str] = "all") -> tuple[str, ...]:
+    """Normalise the ``scans`` option to scan names in eq. (1) order (models.md §2.7).
+
+    Accepts ``"all"``, a group name (``"A_rc"``, ``"ABCD_r"``…), a scan name, a comma-separated
+    string of any of these, or a list. Names are matched case-insensitively; duplicates collapse.
+    """
+    tokens = [t.strip() for t in scans.split(",")] if isinstance(scans, str) else list(scans)
+    lookup = {name.lower(): (name,) for name in SCANS}
+    lookup.update({name.lower(): members for name, members in SCAN_GROUPS.items()})
+    chosen: set[str] = set()
+    for token in tokens:
+        if not isinstance(token, str) or token.strip().lower() not in lookup:
+            raise ValueError(
+                f"unknown scan {token!r}; use 'all', a group {list(SCAN_GROUPS)[:-1]}, "
+                f"or any of {list(SCANS)} (a list or a comma-separated string)"
+            )
+        chosen.update(lookup[token.strip().lower()])
+    if not chosen:
+        raise ValueError(f"scans must name at least one of {list(SCANS)}")
+    return tuple(s for s in SCANS if s in chosen)
+
+
+def scan_sequence(feature_map: torch.Tensor, scan: str, raster: bool = False) -> torch.Tensor:
+    """The step sequence of one scan of ``(B, C, F, T)`` (models.md §2.3).
+
+    Vertices: A = (f 0, t 0), B = (f 0, t last), C = (f last, t 0), D = (f last, t last). Flip
+    time for B and D, frequency for C and D. A row scan (``r``) steps along frequency and each
+    step is one frequency row ``(B, F, T·C)``; a column scan (``c``) steps along time and each
+    step is one time column ``(B, T, F·C)``; the element index is ``other_axis·C + channel``.
+    With ``raster`` every cell is a step ``(B, F·T, C)``, read row-major (row scans) or
+    column-major (column scans) from the vertex.
+    """
+    vertex, direction = scan[0], scan[1]
+    flips = {"A": (), "B": (3,), "C": (2,), "D": (2, 3)}[vertex]
+    m = feature_map.flip(flips) if flips else feature_map
+    m = m.permute(0, 2, 3, 1) if direction == "r" else m.permute(0, 3, 2, 1)  # (B, steps, other, C)
+    b, steps, other, channels = m.shape
+    if raster:
+        return m.reshape(b, steps * other, channels)
+    return m.reshape(b, steps, other * channels)
+
+
+def build_cnn(in_channels: int = 1) -> nn.Sequential:
+    """The CNN shared by both variants (models.md §2.2): 4 × (conv 3×3 → BN → ELU → pool (2,4) same)."""
+    blocks, prev = [], in_channels
+    for ch in CNN_CHANNELS:
+        blocks.append(conv_block(prev, ch, 3, activation="elu", pool=CNN_POOL, pool_padding="same"))
+        prev = ch
+    return nn.Sequential(*blocks)
+
+
+def cnn_map_size(freq: int, time: int) -> tuple[int, int]:
+    """``(F, T)`` of the CNN map: each TF "same" pool gives ⌈n/s⌉ (96×1360 → 6×6)."""
+    for _ in CNN_CHANNELS:
+        freq, time = (
+            tf_same_out(freq, CNN_POOL[0], CNN_POOL[0]),
+            tf_same_out(time, CNN_POOL[1], CNN_POOL[1]),
+        )
+    return freq, time
+
+
+class CRNNTF(nn.Module):
+    """CNN → scans → one recurrent block per scan → concatenation (eq. (1)) → head.
+
+    Parameter groups for transfer learning (models.md §9.3): ``cnn``, ``rnn`` (a ``ModuleDict``
+    scan → block) and ``head`` (its last module is the output layer).
+    """
+
+    def __init__(
+        self,
+        cnn: nn.Module,
+        blocks: dict[str, nn.Module],
+        head: nn.Sequential,
+        map_size: tuple[int, int],
+        raster: bool = False,
+    ):
+        super().__init__()
+        self.cnn = cnn
+        self.rnn = nn.ModuleDict(blocks)
+        self.head = head
+        self.scans = tuple(blocks)
+        self.map_size = tuple(map_size)
+        self.raster = raster
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.cnn(x)
+        if tuple(m.shape[-2:]) != self.map_size:
+            raise ValueError(
+                f"{MODEL}: this model was built for a {self.map_size} CNN map, but an input of shape "
+                f"{tuple(x.shape[1:])} gives {tuple(m.shape[-2:])}; build it for this input shape"
+            )
+        y = torch.cat([self.rnn[s](scan_sequence(m, s, self.raster)) for s in self.scans], dim=-1)
+        return self.head(y)
+
+
+def build_crnn_tf(
+    input_shape: Sequence[int],
+    n_outputs: int,
+    variant: str = "paper",
+    cell: str | None = None,
+    keras_gru: bool = False,
+    scans: str | Iterable[str] = "all",
+    raster: bool = False,
+    dropout: float = 0.5,
+    units: int = 32,
+) -> CRNNTF:
+    """Build CRNN-TF for a log-mel input ``(1, F, T)`` (models.md §2.1–2.6); returns logits ``(B, K)``.
+
+    ``cell`` defaults to ``grid_lstm`` for ``paper`` and ``gru`` for ``wang2019`` (which accepts
+    nothing else). ``keras_gru`` makes every GRU follow Keras semantics (§2.4.2). ``scans`` picks
+    the Fig. 5 subset (see :func:`resolve_scans`); ``raster`` makes each map cell one step.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"{MODEL}: unknown variant {variant!r}; use one of {list(VARIANTS)}")
+    if cell is None:
+        cell = "grid_lstm" if variant == "paper" else "gru"
+    if cell not in RECURRENT_CELLS:
+        raise ValueError(f"{MODEL}: unknown cell {cell!r}; use one of {list(RECURRENT_CELLS)}")
+    if variant == "wang2019" and cell != "gru":
+        raise ValueError(
+            f"{MODEL} (wang2019) uses GRU blocks only; got cell={cell!r} (use cell='gru')"
+        )
+    if len(input_shape) != 3 or input_shape[0] != 1:
+        raise ValueError(
+            f"{MODEL}: expected a log-mel input shape (1, F, T), got {tuple(input_shape)}"
+        )
+    _, freq, time = (int(v) for v in input_shape)
+    require_min_length(MODEL, variant, "mel bins", freq, 1)
+    require_min_length(MODEL, variant, "frames", time, 1)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"{MODEL}: dropout must be in [0, 1), got {dropout}")
+    chosen = resolve_scans(scans)
+
+    map_f, map_t = cnn_map_size(freq, time)
+    channels = CNN_CHANNELS[-1]
+    blocks = {}
+    for s in chosen:
+        step_width = channels if raster else channels * (map_t if s[1] == "r" else map_f)
+        blocks[s] = make_recurrent(cell, step_width, units, keras_gru=keras_gru)
+
+    width = units * len(chosen)
+    if variant == "paper":
+        head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, n_outputs))
+    else:
+        head = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(width, WANG2019_DENSE),
+            nn.ELU(alpha=1.0),
+            nn.Linear(WANG2019_DENSE, n_outputs),
+        )
+    model = CRNNTF(build_cnn(), blocks, head, (map_f, map_t), raster=raster)
+    return keras_init_(model)
