@@ -231,3 +231,16 @@ def require_min_length(model: str, variant: str, axis: str, n: int, minimum: int
             f"{model} ({variant}) needs at least {minimum} {axis} in its input, got {n}. "
             f"Use longer clips (the paper uses 29.0 s = 1360 frames) or another variant."
         )
+
+
+def valid_min_input(ops: Sequence[tuple[int, int]]) -> int:
+    """Smallest input length for which a chain of floor ("valid") ops yields at least one output.
+
+    ``ops`` lists ``(kernel, stride)`` per op, first op first; "same" ops never shrink an axis to
+    zero and are left out. Inverts :func:`valid_out` backwards: an op needs ``(m−1)·s + k`` inputs
+    for ``m`` outputs. Example: FCN-4's time pools (4,4), (5,5), (8,8), (8,8) need 1280 frames.
+    """
+    need = 1
+    for kernel, stride in reversed(list(ops)):
+        need = (need - 1) * stride + kernel
+    return need

@@ -1,0 +1,64 @@
+"""Model plugin ``end_to_end``: Dieleman & Schrauwen's raw-waveform CNN (models.md §6).
+
+Registration only; the torch code lives in :mod:`mcbench_plugins.models.impl.end_to_end` and is
+imported when a model is built, so listing plugins does not import torch. The ``original``
+variant reads the waveform front end, ``wang2019`` the log-mel one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mcbench import hookimpl
+from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec
+
+
+def build(
+    input_shape: Sequence[int],
+    n_outputs: int,
+    *,
+    task: str | None = None,
+    variant: str | None = None,
+    **params: Any,
+) -> Any:
+    """``ModelSpec.build``: an ``nn.Module`` returning logits ``(B, n_outputs)``.
+
+    The architecture is the same for both tasks; ``task`` is only checked.
+    """
+    if task is not None and task not in SPEC.tasks:
+        raise ValueError(f"end_to_end: unknown task {task!r}; use one of {list(SPEC.tasks)}")
+    unknown = sorted(set(params) - set(SPEC.options))
+    if unknown:
+        raise TypeError(f"end_to_end: unknown option(s) {unknown}; use {sorted(SPEC.options)}")
+    from .impl.end_to_end import build_end_to_end
+
+    return build_end_to_end(
+        tuple(input_shape), n_outputs, variant=variant or SPEC.default_variant, **params
+    )
+
+
+SPEC = ModelSpec(
+    name="end_to_end",
+    summary="End-to-end: strided Conv1d filterbank on the raw waveform, two Conv1d 32x8 + pool 4, dense 100, output",
+    build=build,
+    tasks=(MULTILABEL, MULTICLASS),
+    variants={
+        "original": "Dieleman & Schrauwen's raw-waveform model on 12 kHz audio (1, S)",
+        "wang2019": "the authors' 'End-to-end' (1.ipynb cell 7): a 2-D CNN on log-mel, 1360 frames only",
+    },
+    input={"original": "waveform", "wang2019": "logmel"},
+    source=(
+        "Dieleman & Schrauwen, 'End-to-end learning for music audio', ICASSP 2014; "
+        "variant wang2019: Wang et al., IJCNN 2019 (FishInMedi/CRNN-TF)"
+    ),
+    options={
+        "n_filters": "filters of the strided waveform conv (original only; default 128)",
+        "frame": "length = stride of the strided waveform conv, in samples (original only; default 256)",
+    },
+)
+
+
+@hookimpl
+def mcbench_models() -> list[ModelSpec]:
+    return [SPEC]

@@ -1,0 +1,57 @@
+"""Model plugin ``fcn``: Choi et al.'s FCN-4 (models.md §4).
+
+Registration only; the torch code lives in :mod:`mcbench_plugins.models.impl.fcn` and is imported
+when a model is built, so listing plugins does not import torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mcbench import hookimpl
+from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec
+
+
+def build(
+    input_shape: Sequence[int],
+    n_outputs: int,
+    *,
+    task: str | None = None,
+    variant: str | None = None,
+    **params: Any,
+) -> Any:
+    """``ModelSpec.build``: an ``nn.Module`` returning logits ``(B, n_outputs)``.
+
+    The architecture is the same for both tasks; ``task`` is only checked.
+    """
+    if task is not None and task not in SPEC.tasks:
+        raise ValueError(f"fcn: unknown task {task!r}; use one of {list(SPEC.tasks)}")
+    if params:
+        raise TypeError(f"fcn takes no options, got {sorted(params)}")
+    from .impl.fcn import build_fcn
+
+    return build_fcn(tuple(input_shape), n_outputs, variant=variant or SPEC.default_variant)
+
+
+SPEC = ModelSpec(
+    name="fcn",
+    summary="FCN-4: four 3x3 conv blocks (128-384-768-2048) with BN, ReLU, max-pool and dropout, then a linear output",
+    build=build,
+    tasks=(MULTILABEL, MULTICLASS),
+    variants={
+        "original": "Choi's FCN-4 with non-overlapping floor pools (needs >= 1280 frames and 96 mel bins)",
+        "wang2019": "the authors' Keras port (1.ipynb cell 3): overlapping 'same' pools and a stride-3 conv 4",
+    },
+    input="logmel",
+    source=(
+        "Choi, Fazekas & Sandler, 'Automatic tagging using deep convolutional neural networks', "
+        "ISMIR 2016; variant wang2019: Wang et al., IJCNN 2019 (FishInMedi/CRNN-TF)"
+    ),
+    options={},
+)
+
+
+@hookimpl
+def mcbench_models() -> list[ModelSpec]:
+    return [SPEC]
