@@ -186,7 +186,7 @@ def _run_one(registry, req, mspec, dspec, partition, feats, dropped, config, met
         from .training import as_learner, protocol_config
 
         labels = partition.labels
-        built = mspec.build(feats["train"].x.shape[1:], len(labels), task=dspec.task,
+        built = mspec.create(feats["train"].x.shape[1:], len(labels), task=dspec.task,
                             variant=config["variant"], **config["model_params"])
         learner = as_learner(built, dspec.task)
         train_cfg = protocol_config(

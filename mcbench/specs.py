@@ -272,6 +272,28 @@ class ModelSpec:
         if bad:
             raise PluginError(f"model {self.name!r}: unknown task(s) {bad}; use {TASKS}")
 
+    def create(self, input_shape: Sequence[int], n_outputs: int, *, task: str,
+               variant: str | None = None, **params: Any) -> Any:
+        """Check the task, variant and options against this spec, then call ``build``.
+
+        The harness always builds through here, so a plugin's ``build`` need not repeat these
+        checks. Unknown options raise ``TypeError`` (like an unexpected keyword argument).
+        """
+        variant = variant or self.default_variant
+        if task not in self.tasks:
+            raise ValueError(f"model {self.name!r}: unknown task {task!r} for this model; "
+                             f"it supports {list(self.tasks)}")
+        if variant not in self.variants:
+            raise ValueError(f"model {self.name!r}: unknown variant {variant!r}; "
+                             f"choose from {list(self.variants)}")
+        unknown = sorted(set(params) - set(self.options))
+        if unknown and not self.options:
+            raise TypeError(f"model {self.name!r} takes no options, got {unknown}")
+        if unknown:
+            raise TypeError(f"model {self.name!r}: unknown option(s) {unknown}; "
+                            f"options: {sorted(self.options)}")
+        return self.build(tuple(input_shape), n_outputs, task=task, variant=variant, **params)
+
     def frontend(self, variant: str | None = None) -> str:
         variant = variant or self.default_variant
         if isinstance(self.input, str):

@@ -61,7 +61,7 @@ def _build(spec: ModelSpec, variant: str, task: str, check: Check):
     for seconds in (SMALL_SECONDS, 29.0):
         shape = FrontEnd(spec.frontend(variant), seconds=seconds).shape
         try:
-            return spec.build(shape, N_OUTPUTS, task=task, variant=variant), shape
+            return spec.create(shape, N_OUTPUTS, task=task, variant=variant), shape
         except Exception as exc:
             errors.append(f"input {shape}: {type(exc).__name__}: {exc}")
     check(False, "build", " | ".join(errors))
@@ -192,7 +192,7 @@ def _check_persistence(spec, variant, task, shape, learner, data, check: Check) 
             before = np.asarray(learner.predict(data))
             learner.save(path)
             torch.manual_seed(999)  # a different initialisation, to prove load() restores it all
-            fresh = as_learner(spec.build(shape, N_OUTPUTS, task=task, variant=variant), task)
+            fresh = as_learner(spec.create(shape, N_OUTPUTS, task=task, variant=variant), task)
             fresh.load(path)
             after = np.asarray(fresh.predict(data))
         except Exception as exc:

@@ -186,7 +186,7 @@ def test_plugin_spec_and_build():
     assert spec.default_variant == "original" and list(spec.variants) == ["original", "wang2019"]
     assert set(spec.tasks) == {"multilabel", "multiclass"} and spec.frontend() == "logmel"
     assert {"keras_gru", "units", "dropout", "conv_dropout"} <= set(spec.options)
-    model = spec.build(SHAPE, 16, task="multiclass", variant="wang2019", keras_gru=True)
+    model = spec.create(SHAPE, 16, task="multiclass", variant="wang2019", keras_gru=True)
     assert count_parameters(model) == 392_784
 
 

@@ -489,9 +489,9 @@ def test_plugin_spec_and_build():
     assert spec.default_variant == "paper" and list(spec.variants) == ["paper", "wang2019"]
     assert set(spec.tasks) == {"multilabel", "multiclass"} and spec.frontend() == "logmel"
     assert {"cell", "keras_gru", "scans", "raster", "dropout", "units"} <= set(spec.options)
-    model = spec.build(SHAPE, 16, task="multiclass", variant="wang2019", keras_gru=True)
+    model = spec.create(SHAPE, 16, task="multiclass", variant="wang2019", keras_gru=True)
     assert count_parameters(model) == 1_003_216
-    assert count_parameters(spec.build(SHAPE, 10, task="multilabel", variant="paper")) == 899_466
+    assert count_parameters(spec.create(SHAPE, 10, task="multilabel", variant="paper")) == 899_466
 
 
 def test_plugin_module_does_not_import_torch():

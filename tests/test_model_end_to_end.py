@@ -235,13 +235,13 @@ def test_plugin_spec_and_build():
     assert set(spec.options) == {"n_filters", "frame"}
     assert "ICASSP 2014" in spec.source
     assert e2e_plugin.mcbench_models() == [spec]
-    assert count_parameters(spec.build(WAVEFORM, 16, task=MULTILABEL)) == 338_036
-    model = spec.build(LOGMEL, 10, task=MULTICLASS, variant="wang2019")
+    assert count_parameters(spec.create(WAVEFORM, 16, task=MULTILABEL)) == 338_036
+    model = spec.create(LOGMEL, 10, task=MULTICLASS, variant="wang2019")
     assert isinstance(model, EndToEnd) and count_parameters(model) == 1_700_886
-    small = spec.build(WAVEFORM, 10, task=MULTICLASS, variant="original", n_filters=16)
+    small = spec.create(WAVEFORM, 10, task=MULTICLASS, variant="original", n_filters=16)
     assert small.cnn.frontend[0].out_channels == 16
     with pytest.raises(TypeError, match="unknown option"):
-        spec.build(WAVEFORM, 10, task=MULTILABEL, variant="original", stride=128)
+        spec.create(WAVEFORM, 10, task=MULTILABEL, variant="original", stride=128)
 
 
 def test_registration_module_does_not_import_torch():

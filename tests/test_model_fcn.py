@@ -287,14 +287,14 @@ def test_plugin_spec_and_build():
     assert spec.frontend() == "logmel" and spec.frontend("wang2019") == "logmel"
     assert "ISMIR 2016" in spec.source
     assert fcn_plugin.mcbench_models() == [spec]
-    model = spec.build(DEFAULT, 16, task=MULTICLASS, variant="wang2019")
+    model = spec.create(DEFAULT, 16, task=MULTICLASS, variant="wang2019")
     assert isinstance(model, FCN) and count_parameters(model) == 17_296_272
     assert model.cnn.block2[3].stride == (2, 4)  # wang2019 was built, not the default
-    assert isinstance(spec.build([1, 96, 1360], 10, task=MULTILABEL), FCN)
+    assert isinstance(spec.create([1, 96, 1360], 10, task=MULTILABEL), FCN)
     with pytest.raises(TypeError, match="no options"):
-        spec.build(DEFAULT, 10, task=MULTILABEL, variant="original", dropout=0.1)
+        spec.create(DEFAULT, 10, task=MULTILABEL, variant="original", dropout=0.1)
     with pytest.raises(ValueError, match="unknown task"):
-        spec.build(DEFAULT, 10, task="regression", variant="original")
+        spec.create(DEFAULT, 10, task="regression", variant="original")
 
 
 def test_registration_module_does_not_import_torch():

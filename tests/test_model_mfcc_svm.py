@@ -52,7 +52,7 @@ def data() -> dict[str, FeatureSplit]:
 
 @pytest.fixture(scope="module")
 def fitted(data) -> tuple[MfccSvmLearner, list[dict]]:
-    learner = plugin.build((1, N_MELS, T), K, task=MULTICLASS, variant="default")
+    learner = plugin.SPEC.create((1, N_MELS, T), K, task=MULTICLASS, variant="default")
     history = learner.fit(data["train"], data["test"], CONFIG)
     return learner, history
 
@@ -196,7 +196,7 @@ def test_save_load_gives_identical_scores(data, fitted, tmp_path):
     path = tmp_path / "model.joblib"
     learner.save(path)
     assert [p.name for p in tmp_path.iterdir()] == ["model.joblib"]  # no temporary left behind
-    fresh = plugin.build((1, N_MELS, T), K, task=MULTICLASS)
+    fresh = plugin.SPEC.create((1, N_MELS, T), K, task=MULTICLASS)
     with pytest.raises(RuntimeError, match="before fit"):
         fresh.predict(data["test"])
     fresh.load(path)
@@ -242,7 +242,7 @@ def test_single_class_training_split_is_refused(data):
 def test_tagging_is_refused(data):
     assert plugin.SPEC.tasks == (MULTICLASS,)
     with pytest.raises(ValueError, match="multilabel"):
-        plugin.build((1, N_MELS, T), K, task=MULTILABEL, variant="default")
+        plugin.SPEC.create((1, N_MELS, T), K, task=MULTILABEL, variant="default")
     train = data["train"]
     multihot = np.eye(K, dtype=np.float32)[train.y]
     tagging = FeatureSplit("t", train.ids, train.x, multihot, MULTILABEL, train.labels)
@@ -252,14 +252,14 @@ def test_tagging_is_refused(data):
 
 def test_build_checks_options_and_input():
     with pytest.raises(TypeError, match="unknown option"):
-        plugin.build((1, N_MELS, T), K, task=MULTICLASS, kernel="linear")
+        plugin.SPEC.create((1, N_MELS, T), K, task=MULTICLASS, kernel="linear")
     with pytest.raises(ValueError, match="log-mel"):
-        plugin.build((1, 348000), K, task=MULTICLASS)
+        plugin.SPEC.create((1, 348000), K, task=MULTICLASS)
     with pytest.raises(ValueError, match="gamma"):
-        plugin.build((1, N_MELS, T), K, task=MULTICLASS, gamma="wide")
+        plugin.SPEC.create((1, N_MELS, T), K, task=MULTICLASS, gamma="wide")
     with pytest.raises(ValueError, match="delta_order"):
-        plugin.build((1, N_MELS, T), K, task=MULTICLASS, delta_order=3)
-    learner = plugin.build((1, N_MELS, T), K, task=MULTICLASS, C=10, gamma=0.01, delta_order=2, n_mfcc=13)
+        plugin.SPEC.create((1, N_MELS, T), K, task=MULTICLASS, delta_order=3)
+    learner = plugin.SPEC.create((1, N_MELS, T), K, task=MULTICLASS, C=10, gamma=0.01, delta_order=2, n_mfcc=13)
     assert learner.settings() == {"n_outputs": K, "C": 10.0, "gamma": 0.01, "delta_order": 2, "n_mfcc": 13}
 
 

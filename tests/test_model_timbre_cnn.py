@@ -250,13 +250,13 @@ def test_plugin_spec_and_build():
     assert spec.frontend() == "logmel" and spec.frontend("wang2019") == "logmel"
     assert "EUSIPCO 2017" in spec.source
     assert timbre_plugin.mcbench_models() == [spec]
-    model = spec.build(DEFAULT, 16, task=MULTICLASS, variant="wang2019")
+    model = spec.create(DEFAULT, 16, task=MULTICLASS, variant="wang2019")
     assert isinstance(model, TimbreCNN) and count_parameters(model) == 1_820_040
-    assert count_parameters(spec.build(DEFAULT, 16, task=MULTILABEL)) == 303_667
+    assert count_parameters(spec.create(DEFAULT, 16, task=MULTILABEL)) == 303_667
     with pytest.raises(TypeError, match="no options"):
-        spec.build(DEFAULT, 10, task=MULTILABEL, variant="original", width=3)
+        spec.create(DEFAULT, 10, task=MULTILABEL, variant="original", width=3)
     with pytest.raises(ValueError, match="unknown task"):
-        spec.build(DEFAULT, 10, task="ranking", variant="original")
+        spec.create(DEFAULT, 10, task="ranking", variant="original")
 
 
 def test_registration_module_does_not_import_torch():

@@ -24,13 +24,9 @@ def build(
 ) -> Any:
     """``ModelSpec.build``: an ``nn.Module`` returning logits ``(B, n_outputs)``.
 
-    The architecture is the same for both tasks; ``task`` is only checked.
+    The architecture is the same for both tasks. The harness checks task, variant and options
+    (``ModelSpec.create``) before calling this.
     """
-    if task is not None and task not in SPEC.tasks:
-        raise ValueError(f"end_to_end: unknown task {task!r}; use one of {list(SPEC.tasks)}")
-    unknown = sorted(set(params) - set(SPEC.options))
-    if unknown:
-        raise TypeError(f"end_to_end: unknown option(s) {unknown}; use {sorted(SPEC.options)}")
     from .impl.end_to_end import build_end_to_end
 
     return build_end_to_end(

@@ -19,7 +19,6 @@ from mcbench.specs import MULTICLASS, ModelSpec
 
 #: ``librosa.feature.delta`` width; mirrors ``impl.mfcc_svm.DELTA_WIDTH`` (checked by the tests).
 DELTA_WIDTH = 9
-OPTIONS = ("C", "gamma", "delta_order", "n_mfcc")
 
 
 def build(
@@ -31,14 +30,7 @@ def build(
     **params: Any,
 ) -> Any:
     """``ModelSpec.build``: an unfitted :class:`MfccSvmLearner` for a log-mel input ``(1, n_mels, T)``."""
-    if task is not None and task != MULTICLASS:
-        raise ValueError(f"mfcc_svm is a genre (single-label) model: task {task!r} is not supported; "
-                         f"use {MULTICLASS!r}")
-    if variant not in (None, *SPEC.variants):
-        raise ValueError(f"mfcc_svm: unknown variant {variant!r}; use one of {list(SPEC.variants)}")
-    unknown = sorted(set(params) - set(OPTIONS))
-    if unknown:
-        raise TypeError(f"mfcc_svm: unknown option(s) {unknown}; known: {list(OPTIONS)}")
+    # Task, variant and option names are checked by ModelSpec.create (the harness).
     shape = tuple(input_shape)
     if len(shape) != 3 or shape[0] != 1:
         raise ValueError(f"mfcc_svm reads a log-mel input (1, n_mels, T), got {shape}")

@@ -23,12 +23,9 @@ def build(
 ) -> Any:
     """``ModelSpec.build``: an ``nn.Module`` returning logits ``(B, n_outputs)``.
 
-    The architecture is the same for both tasks; ``task`` is only checked.
+    The architecture is the same for both tasks. The harness checks task, variant and options
+    (``ModelSpec.create``) before calling this.
     """
-    if task is not None and task not in SPEC.tasks:
-        raise ValueError(f"timbre_cnn: unknown task {task!r}; use one of {list(SPEC.tasks)}")
-    if params:
-        raise TypeError(f"timbre_cnn takes no options, got {sorted(params)}")
     from .impl.timbre_cnn import build_timbre_cnn
 
     return build_timbre_cnn(tuple(input_shape), n_outputs, variant=variant or SPEC.default_variant)
