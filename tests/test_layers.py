@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from mcbench_plugins.models.impl.layers import (
     MaxPool2dSame,
     conv_block,
