@@ -35,15 +35,20 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
-def info(path: str | Path) -> AudioInfo:
-    """Read the header of an audio file; raise :class:`AudioError` if it is not audio."""
-    import soundfile as sf
-
+def _existing_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise AudioError(f"{path}: file is missing")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: file is empty (0 bytes)")
+    return path
+
+
+def info(path: str | Path) -> AudioInfo:
+    """Read the header of an audio file; raise :class:`AudioError` if it is not audio."""
+    import soundfile as sf
+
+    path = _existing_file(path)
     try:
         i = sf.info(str(path))
     except Exception as exc:
@@ -58,11 +63,7 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     """
     import soundfile as sf
 
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: file is missing")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: file is empty (0 bytes)")
+    path = _existing_file(path)
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:

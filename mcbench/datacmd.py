@@ -82,10 +82,10 @@ def prepare_dataset(registry: Registry, name: str, root: Path | None, data_dir: 
     skipped: dict[str, dict] = {}
     sizes: dict[str, dict] = {}
     for fe_name in frontends:
-        fe = FrontEnd(fe_name, seconds=spec.clip_seconds)
-        store = FeatureStore(cache, spec.name, root, fe)
         for fold in folds_for(spec, protocol, None):
             partition = load_partition(spec, root, protocol, fold, params)
+            fe = FrontEnd(fe_name, seconds=partition.clip_seconds or spec.clip_seconds)
+            store = FeatureStore(cache, spec.name, root, fe)
             feats, dropped = prepare_partition(store, partition, spec.task, workers)
             for d in list(partition.dropped) + dropped:
                 skipped.setdefault(d.id, {"id": d.id, "path": d.path, "reason": d.reason, "step": d.step})

@@ -128,7 +128,7 @@ def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
             variant = req.variants.get(model_name, mspec.default_variant)
             if variant not in mspec.variants:
                 raise ValueError(f"model {model_name} has variants {list(mspec.variants)}; got {variant!r}")
-            frontend = FrontEnd(mspec.frontend(variant), seconds=spec.clip_seconds)
+            frontend = FrontEnd(mspec.frontend(variant), seconds=partition.clip_seconds or spec.clip_seconds)
             if frontend.key() not in feature_cache:
                 t0 = time.perf_counter()
                 store = FeatureStore(cache, spec.name, root, frontend)

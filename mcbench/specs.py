@@ -98,6 +98,9 @@ class Partition:
     #: Clips whose decoded audio is shorter than this are dropped by the feature store and
     #: reported (MTAT: 28.5 s, i.e. at most 0.5 s of zero-padding; 0 keeps every clip).
     min_seconds: float = 0.0
+    #: Seconds the front end crops or pads every clip to, when the data itself decides it (the
+    #: synthetic dataset's ``seconds`` parameter); ``None`` uses ``DatasetSpec.clip_seconds``.
+    clip_seconds: float | None = None
 
     def fingerprint(self) -> dict[str, str]:
         return {name: split.fingerprint() for name, split in self.splits.items()}
