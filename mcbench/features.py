@@ -162,6 +162,10 @@ class PartIndex:
     source_seconds: list[float]
     frontend: dict = field(default_factory=dict)
     version: int = STORE_VERSION
+    #: per row: size and modification time of the audio file when it was decoded
+    stamps: list[str] = field(default_factory=list)
+    #: creation time; later parts supersede earlier ones for the same id
+    created: float = 0.0
 
     @classmethod
     def load(cls, path: Path) -> PartIndex:
@@ -187,14 +191,18 @@ class FeatureStore:
 
     # -- index over all parts
     def _parts(self) -> list[tuple[str, PartIndex]]:
-        return [(p.name[: -len(".index.json")], PartIndex.load(p)) for p in sorted(self.dir.glob("*.index.json"))]
+        parts = [(p.name[: -len(".index.json")], PartIndex.load(p)) for p in self.dir.glob("*.index.json")]
+        return sorted(parts, key=lambda item: (item[1].created, item[0]))
 
-    def _lookup(self) -> dict[str, tuple[str, int, str, float]]:
-        found: dict[str, tuple[str, int, str, float]] = {}
+    def _lookup(self) -> dict[str, tuple[str, int, str, float, str]]:
+        """id → (part, row, status, decoded seconds, file stamp) of its newest stored row."""
+        found: dict[str, tuple[str, int, str, float, str]] = {}
         for part, index in self._parts():
-            for row, (tid, st, secs) in enumerate(zip(index.ids, index.status, index.source_seconds)):
-                if st and (tid not in found or found[tid][2] != "ok"):
-                    found[tid] = (part, row, st, secs)
+            stamps = index.stamps or [""] * len(index.ids)
+            for row, (tid, st, secs, stamp) in enumerate(
+                    zip(index.ids, index.status, index.source_seconds, stamps)):
+                if st:
+                    found[tid] = (part, row, st, secs, stamp)
         return found
 
     def _array(self, part: str, mode: str = "r") -> np.ndarray:
@@ -205,7 +213,8 @@ class FeatureStore:
                 progress: bool = True) -> None:
         """Make sure every track has a stored feature row or a recorded failure."""
         known = self._lookup()
-        todo = [t for t in tracks if t.id not in known]
+        # A file replaced since it was decoded (a regenerated dataset, a re-download) is redone.
+        todo = [t for t in tracks if t.id not in known or known[t.id][4] != file_stamp(t.path)]
         if not todo:
             return
         part = self._resume_part(name, todo)
@@ -227,6 +236,7 @@ class FeatureStore:
         PartIndex(
             ids=[t.id for t in todo], paths=[str(t.path) for t in todo], status=[""] * len(todo),
             source_seconds=[0.0] * len(todo), frontend=self.frontend.as_dict(),
+            stamps=[file_stamp(t.path) for t in todo], created=time.time(),
         ).save(self.dir / f"{part}.index.json")
         return part
 
@@ -300,7 +310,7 @@ class FeatureStore:
         for t in split.tracks:
             if t.id not in known:
                 raise RuntimeError(f"track {t.id} of split {split.name} has no features; call compute() first")
-            part, row, status, secs = known[t.id]
+            part, row, status, secs, _ = known[t.id]
             if status != "ok":
                 dropped.append(Dropped(t.id, str(t.path), status, "decode"))
             elif secs < min_seconds:
@@ -323,6 +333,15 @@ class FeatureStore:
                 x[i] = cache.setdefault(part, self._array(part))[row]
         y = targets(keep, len(labels), task)
         return FeatureSplit(split.name, [t.id for t in keep], x, y, task, list(labels)), dropped
+
+
+def file_stamp(path: str | Path) -> str:
+    """Size and modification time of a file ("missing" if absent): a cheap content fingerprint."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def targets(tracks: Sequence[Track], n_labels: int, task: str) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -179,3 +180,19 @@ def test_waveform_frontend_store(tmp_path):
     feats, _ = prepare_partition(store, partition_of(tracks), MULTICLASS, workers=1, progress=False)
     assert feats["test"].x.shape == (2, 1, 12000)
     np.testing.assert_allclose(feats["test"].x[0, 0], audio.load_clip(tracks[4].path, 1.0).samples)
+
+
+def test_a_replaced_audio_file_is_decoded_again(tmp_path):
+    tracks = make_clips(tmp_path, 6)
+    fe = FrontEnd(seconds=1.0)
+    store = FeatureStore(tmp_path / "cache", "toy", tmp_path, fe)
+    before, _ = prepare_partition(store, partition_of(tracks), MULTICLASS, workers=1, progress=False)
+    old = np.array(before["test"].x[1])
+    sf.write(tracks[5].path, tone(1.0, 16000, 3000.0), 16000)  # same id, new content
+    os.utime(tracks[5].path, ns=(1, 1))  # a different stamp even on coarse clocks
+    after, _ = prepare_partition(store, partition_of(tracks), MULTICLASS, workers=1, progress=False)
+    new = np.asarray(after["test"].x[1])
+    assert not np.allclose(old, new)
+    direct = LogMel(fe)(audio.load_clip(tracks[5].path, 1.0).samples[None])[0]
+    np.testing.assert_allclose(new[0], direct, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(after["test"].x[0]), np.asarray(before["test"].x[0]))
