@@ -108,6 +108,26 @@ def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     ]
 
 
+# --------------------------------------------------------------------------- batch norm
+
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _warm_up_batchnorm(model: nn.Module, base: dict, step: int) -> None:
+    """Bias-corrected running statistics: momentum max(m, 1/(step+1)).
+
+    Keras's BN momentum 0.99 (torch 0.01) leaves the running mean and variance ~80 % at their
+    initial values after 20 steps, so evaluation in the first epochs of a short run uses
+    statistics unrelated to the data (the validation metric lags far behind training). Taking the
+    plain average of the batches seen so far until 1/(step+1) falls below the layer's own
+    momentum (step 100 for Keras's setting) removes that start-up bias, as Adam does for its
+    moments; after that the layer's own momentum applies unchanged, so long runs match Keras.
+    """
+    for module, momentum in base.items():
+        if momentum is not None:
+            module.momentum = max(momentum, 1.0 / (step + 1))
+
+
 # --------------------------------------------------------------------------- the learner
 
 
@@ -184,6 +204,7 @@ class TorchLearner:
                      if not state["finished"] and state["epoch"] + 1 < config.max_epochs
                      else f"training already finished (checkpoint {last})")
         n = len(train)
+        bn_momentum = {m: m.momentum for m in self.module.modules() if isinstance(m, _BN)}
         for epoch in range(state["epoch"] + 1, config.max_epochs):
             if state["finished"]:
                 break
@@ -200,6 +221,8 @@ class TorchLearner:
                             disable=not config.progress, leave=False)
             for idx in bar:
                 x, y = self._batch(train, idx)
+                _warm_up_batchnorm(self.module, bn_momentum, state.setdefault("step", 0))
+                state["step"] += 1
                 with self._autocast():
                     logits = self.module(x)
                 loss = self._loss(logits, y)

@@ -208,3 +208,14 @@ def test_save_load_roundtrip(tmp_path):
     b = TorchLearner(Toy(), MULTICLASS)
     b.load(tmp_path / "m.pt")
     np.testing.assert_array_equal(a.predict(split), b.predict(split))
+
+
+def test_batchnorm_running_stats_are_bias_corrected_at_the_start():
+    """After a few steps the running mean is the average of the batch means, not ~0."""
+    model = nn.Sequential(nn.BatchNorm1d(2, momentum=0.01), nn.Linear(2, 3))
+    x = np.full((16, 2), 5.0, dtype=np.float32) + np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
+    split = FeatureSplit("tr", [str(i) for i in range(16)], x, np.arange(16) % 3, MULTICLASS, ["a", "b", "c"])
+    learner = TorchLearner(model, MULTICLASS)
+    learner.fit(split, split, config(max_epochs=1, batch_size=4))
+    torch.testing.assert_close(model[0].running_mean, torch.from_numpy(x.mean(0)), atol=1e-5, rtol=0)
+    assert model[0].momentum == pytest.approx(0.25)  # 1/(step+1) at the 4th step; 0.01 from step 100
