@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -144,6 +145,14 @@ def _decode_worker(args: tuple[str, str, float, int]) -> tuple[str, np.ndarray |
         return track_id, None, 0.0, f"{path}: {type(exc).__name__}: {exc}"
 
 
+def _decode_isolated(decoder, job) -> tuple[str, np.ndarray | None, float, str]:
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        try:
+            return pool.submit(decoder, job).result()
+        except BrokenProcessPool:
+            return job[0], None, 0.0, f"{job[1]}: the decoder crashed on this file (its process died); skipped"
+
+
 def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 16))
 
@@ -210,8 +219,11 @@ class FeatureStore:
 
     # -- computing
     def compute(self, tracks: Sequence[Track], name: str, workers: int | None = None,
-                progress: bool = True) -> None:
-        """Make sure every track has a stored feature row or a recorded failure."""
+                progress: bool = True, decoder=None) -> None:
+        """Make sure every track has a stored feature row or a recorded failure.
+
+        ``decoder`` replaces :func:`_decode_worker` (a picklable module-level function).
+        """
         known = self._lookup()
         # A file replaced since it was decoded (a regenerated dataset, a re-download) is redone.
         todo = [t for t in tracks if t.id not in known or known[t.id][4] != file_stamp(t.path)]
@@ -219,7 +231,7 @@ class FeatureStore:
             return
         part = self._resume_part(name, todo)
         index = PartIndex.load(self.dir / f"{part}.index.json")
-        self._fill(part, index, workers or default_workers(), progress)
+        self._fill(part, index, workers or default_workers(), progress, decoder)
 
     def _resume_part(self, name: str, todo: Sequence[Track]) -> str:
         """An unfinished part holding these tracks (after an interruption), or a new one."""
@@ -240,9 +252,10 @@ class FeatureStore:
         ).save(self.dir / f"{part}.index.json")
         return part
 
-    def _fill(self, part: str, index: PartIndex, workers: int, progress: bool) -> None:
+    def _fill(self, part: str, index: PartIndex, workers: int, progress: bool, decoder=None) -> None:
         from tqdm.auto import tqdm
 
+        decoder = decoder or _decode_worker
         rows = [r for r, st in enumerate(index.status) if not st]
         arr = self._array(part, "r+")
         logmel = LogMel(self.frontend) if self.frontend.name == "logmel" else None
@@ -279,22 +292,41 @@ class FeatureStore:
         try:
             if workers <= 1 or len(jobs) < 4:
                 for i in range(0, len(jobs), chunk):
-                    store([_decode_worker(j) for j in jobs[i : i + chunk]])
+                    store([decoder(j) for j in jobs[i : i + chunk]])
             else:
-                # "spawn" keeps workers independent of any threads torch started in this process.
-                with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                    pending: list = []
-                    for result in pool.map(_decode_worker, jobs, chunksize=2):
-                        pending.append(result)
-                        if len(pending) == chunk:
-                            store(pending)
-                            pending = []
-                    if pending:
-                        store(pending)
+                self._fill_parallel(jobs, decoder, workers, chunk, store)
         finally:
             arr.flush()
             index.save(index_path)
             bar.close()
+
+    @staticmethod
+    def _fill_parallel(jobs, decoder, workers: int, chunk: int, store) -> None:
+        done: set[str] = set()
+        pending: list = []
+
+        def flush() -> None:
+            store(pending[:])
+            done.update(r[0] for r in pending)
+            pending.clear()
+
+        try:
+            # "spawn" keeps workers independent of any threads torch started in this process.
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                for result in pool.map(decoder, jobs, chunksize=2):
+                    pending.append(result)
+                    if len(pending) == chunk:
+                        flush()
+            if pending:
+                flush()
+        except BrokenProcessPool:
+            if pending:
+                flush()
+            # A decoder crash (not an exception: the worker died) took the pool down. Decode the
+            # rest one file per process, so that only the file that crashes is lost.
+            for job in jobs:
+                if job[0] not in done:
+                    store([_decode_isolated(decoder, job)])
 
     # -- reading
     def failures(self, ids: Iterable[str]) -> dict[str, str]:

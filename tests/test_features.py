@@ -196,3 +196,19 @@ def test_a_replaced_audio_file_is_decoded_again(tmp_path):
     direct = LogMel(fe)(audio.load_clip(tracks[5].path, 1.0).samples[None])[0]
     np.testing.assert_allclose(new[0], direct, atol=1e-5)
     np.testing.assert_array_equal(np.asarray(after["test"].x[0]), np.asarray(before["test"].x[0]))
+
+
+def test_a_decoder_crash_loses_only_that_file(tmp_path):
+    import crashing_decoder
+
+    tracks = make_clips(tmp_path, 7)
+    crash = tmp_path / "crash.wav"
+    sf.write(crash, tone(1.0, 16000), 16000)
+    tracks[2] = Track("crash", crash, (0,))
+    store = FeatureStore(tmp_path / "cache", "toy", tmp_path, FrontEnd(seconds=1.0))
+    store.compute(tracks, "fixed", workers=2, progress=False, decoder=crashing_decoder.decode)
+    failures = store.failures([t.id for t in tracks])
+    assert list(failures) == ["crash"] and "decoder crashed" in failures["crash"]
+    feats, dropped = prepare_partition(store, partition_of(tracks), MULTICLASS, workers=1, progress=False)
+    assert [d.id for d in dropped] == ["crash"]
+    assert len(feats["train"]) + len(feats["valid"]) + len(feats["test"]) == 6
