@@ -250,13 +250,12 @@ class TorchLearner:
                 state["finished"] = True
             if config.epoch_callback is not None:
                 config.epoch_callback(entry)
-            if config.progress:
-                mark = " *" if improved else ""
-                bar.write(
-                    f"epoch {epoch + 1}/{config.max_epochs}: loss {entry['loss']:.4f}, "
-                    f"valid {config.select_metric_name or 'metric'} {metric:.4f}{mark} "
-                    f"({entry['seconds']:.1f} s, {entry['clips_per_s']:.1f} clips/s)"
-                )
+            # One summary line per epoch even without progress bars (logs of long runs).
+            _say(
+                f"epoch {epoch + 1}/{config.max_epochs}: loss {entry['loss']:.4f}, "
+                f"valid {config.select_metric_name or 'metric'} {metric:.4f}{' *' if improved else ''} "
+                f"({entry['seconds']:.1f} s, {entry['clips_per_s']:.1f} clips/s)"
+            )
             state["epoch"] = epoch
             if workdir is not None:
                 if improved:
