@@ -182,6 +182,8 @@ def metrics(ctx: Context) -> None:
 @click.option("--epochs", type=int, default=None, help="Maximum epochs (default: dataset's suggestion or 50).")
 @click.option("--batch-size", type=int, default=None, help="Batch size (default 32).")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience in epochs (default off).")
+@click.option("--no-standardize", is_flag=True,
+              help="Feed raw dB features (default: standardise with the training split's mean/std).")
 @click.option("--variant", "variants", multiple=True, help="MODEL=VARIANT, repeatable.")
 @click.option("--param", "params", multiple=True, help="MODEL.KEY=VALUE model option, repeatable.")
 @click.option("--dataset-param", "dataset_params", multiple=True, help="KEY=VALUE dataset option, repeatable.")
@@ -193,7 +195,7 @@ def metrics(ctx: Context) -> None:
               default="markdown", show_default=True, help="Format of the table printed at the end.")
 @pass_ctx
 def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, first_seed, protocol,
-        folds, training_protocol, epochs, batch_size, patience, variants, params, dataset_params,
+        folds, training_protocol, epochs, batch_size, patience, no_standardize, variants, params, dataset_params,
         device, select_metric, workers, no_progress, fmt) -> None:
     """Train and evaluate models on a dataset, then print the comparison table.
 
@@ -210,6 +212,8 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
         _fail(str(exc))
     training = {k: v for k, v in {"max_epochs": epochs, "batch_size": batch_size,
                                   "patience": patience}.items() if v is not None}
+    if no_standardize:
+        training["standardize"] = False
     req = RunRequest(
         models=names, dataset=dataset, root=root, data_dir=data_dir, results_dir=results_dir,
         seeds=list(range(first_seed, first_seed + seeds)),

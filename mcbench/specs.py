@@ -217,6 +217,8 @@ class TrainConfig:
     select_metric: Callable[[Any, Any], float] | None = None
     select_metric_name: str = ""
     progress: bool = True
+    #: Standardise inputs with the training split's mean and standard deviation (two scalars).
+    standardize: bool = True
     #: Called after every epoch with its history entry (observers, tests of interruption).
     epoch_callback: Callable[[dict], None] | None = None
 

@@ -216,6 +216,23 @@ def test_batchnorm_running_stats_are_bias_corrected_at_the_start():
     x = np.full((16, 2), 5.0, dtype=np.float32) + np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
     split = FeatureSplit("tr", [str(i) for i in range(16)], x, np.arange(16) % 3, MULTICLASS, ["a", "b", "c"])
     learner = TorchLearner(model, MULTICLASS)
-    learner.fit(split, split, config(max_epochs=1, batch_size=4))
+    learner.fit(split, split, config(max_epochs=1, batch_size=4, standardize=False))
     torch.testing.assert_close(model[0].running_mean, torch.from_numpy(x.mean(0)), atol=1e-5, rtol=0)
     assert model[0].momentum == pytest.approx(0.25)  # 1/(step+1) at the 4th step; 0.01 from step 100
+
+
+def test_inputs_are_standardised_with_training_statistics(tmp_path):
+    train, valid = toy_split("tr", 24, MULTICLASS, 0), toy_split("va", 8, MULTICLASS, 1)
+    train.x = train.x * 16.0 - 30.0  # decibel-like scale
+    learner = TorchLearner(Toy(), MULTICLASS)
+    learner.fit(train, valid, config(max_epochs=1))
+    assert learner.module.mean.item() == pytest.approx(float(train.x.astype(np.float64).mean()), rel=1e-5)
+    assert learner.module.std.item() == pytest.approx(float(train.x.astype(np.float64).std()), rel=1e-5)
+    learner.save(tmp_path / "m.pt")
+    fresh = TorchLearner(Toy(), MULTICLASS)
+    fresh.load(tmp_path / "m.pt")
+    assert fresh.module.mean.item() == learner.module.mean.item()
+    np.testing.assert_array_equal(fresh.predict(valid), learner.predict(valid))
+    off = TorchLearner(Toy(), MULTICLASS)
+    off.fit(train, valid, config(max_epochs=1, standardize=False))
+    assert (off.module.mean.item(), off.module.std.item()) == (0.0, 1.0)
