@@ -100,8 +100,6 @@ def folds_for(spec: DatasetSpec, protocol: str, requested: list[int] | None) -> 
 
 
 def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
-    from .evaluation import evaluate, selection_function  # noqa: F401  (numpy only)
-
     spec = registry.dataset(req.dataset)
     protocol = req.protocol or spec.default_protocol
     if protocol not in spec.protocols:

@@ -188,6 +188,8 @@ class TorchLearner:
         self.device = torch.device("cpu")
         self.history: list[dict] = []
         self.selected_epoch: int | None = None
+        # the selected epoch's weights when no work folder is given (validation, quick fits)
+        self._best_in_memory: dict | None = None
 
     # -- helpers
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -307,7 +309,7 @@ class TorchLearner:
         # Test predictions must come from the selected checkpoint, never the last epoch.
         if workdir is not None and (workdir / "best.pt").exists():
             self.module.load_state_dict(torch.load(workdir / "best.pt", map_location=self.device)["model"])
-        elif getattr(self, "_best_in_memory", None) is not None:
+        elif self._best_in_memory is not None:
             self.module.load_state_dict(self._best_in_memory)
         self.history = state["history"]
         self.selected_epoch = state["best_epoch"]
