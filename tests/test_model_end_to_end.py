@@ -15,6 +15,7 @@ from mcbench_plugins.models.impl.end_to_end import (
     original_min_samples,
 )
 from mcbench_plugins.models.impl.layers import InputTooShortError, MaxPool2dSame, count_parameters
+from model_checks import loss_after_steps
 from torch import nn
 from torch.nn import functional as F
 
@@ -186,33 +187,12 @@ def test_keras_initialisation_applied():
                 assert torch.all(m.weight == 1) and m.eps == 1e-3 and m.momentum == 0.01
 
 
-def _loss_after_steps(model, x, loss_fn, target, steps):
-    """Loss of the first of ``steps`` Adam steps and the loss after them (train mode).
-
-    Every forward pass reseeds the generator, so all of them draw the same dropout masks and the
-    two losses differ only by the training.
-    """
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        torch.manual_seed(123)
-        opt.zero_grad()
-        loss = loss_fn(model(x), target)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    torch.manual_seed(123)
-    with torch.no_grad():
-        return losses[0], loss_fn(model(x), target).item()
-
-
 def test_original_training_steps_reduce_loss():
     torch.manual_seed(0)
     model = build_end_to_end((1, 48_000), 50)
     x = 0.1 * torch.randn(4, 1, 48_000)
     y = (torch.rand(4, 50) < 0.1).float()
-    start, end = _loss_after_steps(model, x, F.binary_cross_entropy_with_logits, y, steps=5)
+    start, end = loss_after_steps(model, x, F.binary_cross_entropy_with_logits, y, steps=5)
     assert math.isfinite(start) and end < start
 
 
@@ -221,7 +201,7 @@ def test_wang2019_training_steps_reduce_loss():
     model = build_end_to_end(LOGMEL, 16, "wang2019")
     x = torch.randn(2, *LOGMEL)
     y = torch.tensor([0, 11])
-    start, end = _loss_after_steps(model, x, F.cross_entropy, y, steps=3)
+    start, end = loss_after_steps(model, x, F.cross_entropy, y, steps=3)
     assert math.isfinite(start) and end < start
 
 

@@ -21,6 +21,7 @@ from mcbench_plugins.models.impl.layers import (
     PadSame2d,
     count_parameters,
 )
+from model_checks import loss_after_steps
 from torch import nn
 
 from mcbench.specs import MULTICLASS, MULTILABEL
@@ -238,33 +239,12 @@ def test_keras_initialisation_applied():
             assert m.eps == 1e-3 and m.momentum == 0.01
 
 
-def _loss_after_steps(model, x, loss_fn, target, steps):
-    """Loss of the first of ``steps`` Adam steps and the loss after them (train mode).
-
-    Every forward pass reseeds the generator, so all of them draw the same dropout masks and the
-    two losses differ only by the training.
-    """
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        torch.manual_seed(123)
-        opt.zero_grad()
-        loss = loss_fn(model(x), target)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    torch.manual_seed(123)
-    with torch.no_grad():
-        return losses[0], loss_fn(model(x), target).item()
-
-
 def test_original_training_steps_reduce_loss():
     torch.manual_seed(0)
     model = build_fcn((1, 96, 1280), 10, "original")
     x = torch.randn(2, 1, 96, 1280)
     y = torch.tensor([3, 7])
-    start, end = _loss_after_steps(model, x, nn.functional.cross_entropy, y, steps=2)
+    start, end = loss_after_steps(model, x, nn.functional.cross_entropy, y, steps=2)
     assert math.isfinite(start) and end < start
 
 
@@ -273,7 +253,7 @@ def test_wang2019_training_steps_reduce_loss():
     model = build_fcn((1, 96, 256), 50, "wang2019")
     x = torch.randn(2, 1, 96, 256)
     y = (torch.rand(2, 50) < 0.1).float()
-    start, end = _loss_after_steps(
+    start, end = loss_after_steps(
         model, x, nn.functional.binary_cross_entropy_with_logits, y, steps=3
     )
     assert math.isfinite(start) and end < start
