@@ -62,6 +62,31 @@ def _parse_assignments(items: tuple[str, ...], option: str, scoped: bool) -> dic
     return out
 
 
+def _split_per_model(options: dict[str, tuple[tuple[str, ...], str]],
+                     models: list[str]) -> tuple[dict, dict[str, dict]]:
+    """Integer settings given as ``N`` (every model) or ``MODEL=N`` (one model).
+
+    ``{"max_epochs": (("3", "fcn=2"), "--epochs")}`` → ``({"max_epochs": 3},
+    {"fcn": {"max_epochs": 2}})``. A model name not among the run's models is an error, so a
+    typo does not silently train with the default.
+    """
+    common: dict = {}
+    per_model: dict[str, dict] = {}
+    for key, (items, option) in options.items():
+        for item in items:
+            model, sep, value = item.rpartition("=")
+            if sep and model not in models:
+                _fail(f"{option} {item}: {model!r} is not among the models of this run ({', '.join(models)})")
+            try:
+                number = int(value)
+            except ValueError:
+                _fail(f"{option} expects N or MODEL=N with an integer N, got {item!r}")
+            if number < 1:
+                _fail(f"{option} must be at least 1, got {item!r}")
+            (per_model.setdefault(model, {}) if sep else common)[key] = number
+    return common, per_model
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mcbench")
 @click.option("--plugins-dir", "plugin_dirs", multiple=True, type=click.Path(path_type=Path),
@@ -179,8 +204,11 @@ def metrics(ctx: Context) -> None:
 @click.option("--folds", default=None, help="Folds to run for k-fold protocols, e.g. 0,1,2 (default all).")
 @click.option("--training-protocol", type=click.Choice(["paper", "wang2019"]), default="paper",
               show_default=True, help="Optimiser/schedule/L2 protocol (models.md §9).")
-@click.option("--epochs", type=int, default=None, help="Maximum epochs (default: dataset's suggestion or 50).")
-@click.option("--batch-size", type=int, default=None, help="Batch size (default 32).")
+@click.option("--epochs", "epochs", multiple=True,
+              help="Maximum epochs: N for every model or MODEL=N for one; repeatable "
+                   "(default: the dataset's suggestion, else 50).")
+@click.option("--batch-size", "batch_size", multiple=True,
+              help="Batch size: N or MODEL=N, repeatable (default: the dataset's suggestion, else 32).")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience in epochs (default off).")
 @click.option("--no-standardize", is_flag=True,
               help="Feed raw dB features (default: standardise with the training split's mean/std).")
@@ -210,8 +238,10 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
         names = resolve_model_names(reg, models_)
     except PluginError as exc:
         _fail(str(exc))
-    training = {k: v for k, v in {"max_epochs": epochs, "batch_size": batch_size,
-                                  "patience": patience}.items() if v is not None}
+    training, model_training = _split_per_model(
+        {"max_epochs": (epochs, "--epochs"), "batch_size": (batch_size, "--batch-size")}, names)
+    if patience is not None:
+        training["patience"] = patience
     if no_standardize:
         training["standardize"] = False
     req = RunRequest(
@@ -219,6 +249,7 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
         seeds=list(range(first_seed, first_seed + seeds)),
         folds=[int(f) for f in folds.split(",")] if folds else None,
         protocol=protocol, training_protocol=training_protocol, training=training,
+        model_training=model_training,
         variants=_parse_assignments(variants, "--variant", scoped=False),
         model_params=_parse_assignments(params, "--param", scoped=True),
         dataset_params=_parse_assignments(dataset_params, "--dataset-param", scoped=False),

@@ -57,6 +57,8 @@ class RunRequest:
     training_protocol: str = "paper"
     #: Explicit TrainConfig settings from the command line (win over dataset suggestions).
     training: dict[str, Any] = field(default_factory=dict)
+    #: Per-model training settings (model name -> settings); they win over ``training``.
+    model_training: dict[str, dict[str, Any]] = field(default_factory=dict)
     variants: dict[str, str] = field(default_factory=dict)
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     dataset_params: dict[str, Any] = field(default_factory=dict)
@@ -111,7 +113,6 @@ def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
     if not metrics:
         raise ValueError(f"no metric plugin applies to task {spec.task!r}")
     selector = registry.selection_metric(spec.task, req.select_metric)
-    training = {**dict(spec.train_defaults), **req.training}
     outcomes: list[RunOutcome] = []
 
     for fold in folds_for(spec, protocol, req.folds):
@@ -138,6 +139,7 @@ def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
             else:
                 features_s = 0.0
             feats, dropped = feature_cache[frontend.key()]
+            training = training_settings(spec, req, model_name)
             for seed in req.seeds:
                 config = {
                     "model": model_name, "variant": variant,
@@ -152,6 +154,21 @@ def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
                                    metrics, selector, results_dir, features_s)
                 outcomes.append(outcome)
     return outcomes
+
+
+def training_settings(spec: DatasetSpec, req: RunRequest, model: str) -> dict[str, Any]:
+    """The training settings of one model's runs, from the weakest source to the strongest.
+
+    The dataset's suggestion, its per-model suggestion, the user's setting for every model, the
+    user's setting for this model: ``--epochs 5`` overrides a demo dataset's per-model epochs,
+    ``--epochs fcn=2`` overrides ``--epochs 5`` for FCN only.
+    """
+    return {
+        **dict(spec.train_defaults),
+        **dict(spec.model_train_defaults.get(model, {})),
+        **req.training,
+        **req.model_training.get(model, {}),
+    }
 
 
 def _jsonable_training(training: dict[str, Any]) -> dict[str, Any]:
@@ -181,9 +198,12 @@ def _run_one(registry, req, mspec, dspec, partition, feats, dropped, config, met
     t_start = time.perf_counter()
     workdir = results_dir / "work" / rid
     try:
-        from .training import as_learner, protocol_config
+        from .training import as_learner, protocol_config, seed_everything
 
         labels = partition.labels
+        # The initial weights depend on the run's seed only, not on what ran before in this
+        # process: `--models all` and one model at a time give the same run the same record.
+        seed_everything(config["seed"])
         built = mspec.create(feats["train"].x.shape[1:], len(labels), task=dspec.task,
                             variant=config["variant"], **config["model_params"])
         learner = as_learner(built, dspec.task)

@@ -152,6 +152,9 @@ class DatasetSpec:
     materialize: Callable[[Path], None] | None = None
     #: Training settings this dataset suggests (e.g. fewer epochs for a demo dataset).
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: Per-model additions to ``train_defaults``, keyed by model name: a demo dataset can give a
+    #: model that is cheap per epoch more epochs. Models not named get ``train_defaults``.
+    model_train_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Static label names, when they do not depend on the files (else see Partition.labels).
     labels: Sequence[str] = ()
 
@@ -219,6 +222,9 @@ class TrainConfig:
     progress: bool = True
     #: Standardise inputs with the training split's mean and standard deviation (two scalars).
     standardize: bool = True
+    #: Keep 4-D inputs and conv weights in channels-last memory layout (speed only; see
+    #: ``TorchLearner._place``).
+    channels_last: bool = True
     #: Called after every epoch with its history entry (observers, tests of interruption).
     epoch_callback: Callable[[dict], None] | None = None
 

@@ -171,3 +171,38 @@ def test_data_check_and_prepare_on_synthetic(workspace):
     check = runner.invoke(main, ["data", "check", "synthetic", *data])
     assert check.exit_code == 0, check.output
     assert "problems: none" in check.output and "status: OK" in check.output
+
+
+def test_epochs_per_model_win_over_epochs_for_all(workspace):
+    result = CliRunner().invoke(main, [
+        "--plugins-dir", str(workspace / "plugins"), "run", "--models", "my_cnn,end_to_end",
+        "--epochs", "1", "--epochs", "my_cnn=2", "--batch-size", "end_to_end=4", *common_args(workspace)])
+    assert result.exit_code == 0, result.output
+    by_model = {r["config"]["model"]: r for r in records(workspace)}
+    assert len(by_model["my_cnn"]["history"]) == 2
+    assert len(by_model["end_to_end"]["history"]) == 1
+    assert by_model["end_to_end"]["config"]["training"]["batch_size"] == 4
+    assert by_model["my_cnn"]["config"]["training"]["max_epochs"] == 2
+
+    # The same run alone in a fresh results folder: same id, same numbers (the weights are
+    # seeded from the run's seed, not from whatever ran before in the process).
+    alone = CliRunner().invoke(main, [
+        "run", "--models", "end_to_end", "--epochs", "1", "--batch-size", "end_to_end=4",
+        *common_args(workspace), "--results-dir", str(workspace / "alone")])
+    assert alone.exit_code == 0, alone.output
+    (rec,) = [json.loads(p.read_text()) for p in (workspace / "alone" / "runs" / "synthetic").glob("*.json")]
+    assert rec["run_id"] == by_model["end_to_end"]["run_id"]
+    assert rec["history"][0]["loss"] == by_model["end_to_end"]["history"][0]["loss"]
+    assert rec["test"]["roc_auc"]["value"] == by_model["end_to_end"]["test"]["roc_auc"]["value"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("fnc=2", "'fnc' is not among the models of this run"),
+    ("two", "expects N or MODEL=N with an integer N"),
+    ("my_cnn=0", "must be at least 1"),
+])
+def test_bad_per_model_epochs_are_refused_before_any_work(workspace, value, message):
+    result = CliRunner().invoke(main, ["--plugins-dir", str(workspace / "plugins"), "run", "--models",
+                                       "my_cnn", "--epochs", value, *common_args(workspace)])
+    assert result.exit_code == 2 and message in result.output
+    assert not (workspace / "data").exists()

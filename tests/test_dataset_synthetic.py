@@ -71,7 +71,11 @@ def test_both_specs_come_from_the_entry_point():
     assert tagging.materialize is syn.materialize and genres.materialize is syn.materialize_genres
     assert list(tagging.labels) == list(sa.TAGS) and list(genres.labels) == list(sa.GENRES)
     assert tagging.clip_seconds == genres.clip_seconds == 29.0
-    assert tagging.train_defaults["max_epochs"] == 8
+    # demo settings: cheap-per-epoch models train longer, FCN-4 (10 GMAC per clip) one epoch
+    assert tagging.train_defaults == {"max_epochs": 2, "batch_size": 4}
+    assert tagging.model_train_defaults["fcn"]["max_epochs"] == 1
+    assert tagging.model_train_defaults["end_to_end"]["max_epochs"] > tagging.train_defaults["max_epochs"]
+    assert genres.model_train_defaults == {}
     readme = Path(__file__).resolve().parents[1] / tagging.readme
     assert readme.is_file() and tagging.readme == genres.readme
 
@@ -179,7 +183,7 @@ def test_drums_are_regular_hits_in_the_percussion_band(seed):
 
 
 def test_tagging_plan_balances_tags_over_splits():
-    plan = syn.tagging_plan(240, seed=0)
+    plan = syn.tagging_plan(240, seed=0, split=(0.6, 0.2, 0.2))
     assert [c.id for c in plan] == [str(i) for i in range(1, 241)]
     per_split = {s: [c for c in plan if c.split == s] for s in ("train", "valid", "test")}
     assert {s: len(c) for s, c in per_split.items()} == {"train": 144, "valid": 48, "test": 48}
@@ -191,8 +195,10 @@ def test_tagging_plan_balances_tags_over_splits():
     folders = {c.relpath.split("/")[0] for c in plan}
     assert folders == set("0123456789abcdef")
     assert all(split_of(c.relpath) == c.split for c in plan)
-    assert syn.tagging_plan(240, seed=0) == plan
-    assert [c.params for c in syn.tagging_plan(240, seed=1)] != [c.params for c in plan]
+    assert syn.tagging_plan(240, seed=0, split=(0.6, 0.2, 0.2)) == plan
+    assert [c.params for c in syn.tagging_plan(240, seed=1, split=(0.6, 0.2, 0.2))] != [c.params for c in plan]
+    default = syn.tagging_plan()
+    assert [sum(c.split == s for c in default) for s in ("train", "valid", "test")] == [280, 40, 80]
 
 
 def test_genre_plan_follows_the_recipes():
@@ -248,7 +254,7 @@ def test_mtat_folders_hold_16k_mono_mp3s_of_the_asked_length(tag_root):
         assert info.frames == 3 * 16_000
     marker = json.loads((tag_root / syn.MARKER).read_text())
     assert marker["version"] == sa.GENERATOR_VERSION and marker["dataset"] == "synthetic"
-    assert marker["params"] == {**TAG_PARAMS, "split": [0.6, 0.2, 0.2]}
+    assert marker["params"] == {**TAG_PARAMS, "split": [0.7, 0.1, 0.2]}
     assert not list(tag_root.parent.glob(".*partial*"))
 
 

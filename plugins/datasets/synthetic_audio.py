@@ -40,7 +40,7 @@ import numpy as np
 
 #: Bumped whenever the rendering or the label sampling changes: a dataset on disk written by
 #: another version is refused instead of being silently mixed with new clips.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 #: factor -> its values; the first value is the untagged default, the others are tag names.
 FACTORS: dict[str, tuple[str, ...]] = {
@@ -64,11 +64,11 @@ TAG_INFO: dict[str, tuple[str, str, str]] = {
     "drums": ("drums", "kick, snare and band-pass noise hats on the grid", "spectral+temporal"),
     "slow": ("tempo", "60-76 BPM", "temporal"),
     "fast": ("tempo", "140-176 BPM", "temporal"),
-    "rising": ("contour", "each 8-note phrase climbs the scale in steps of 1-2 degrees", "temporal"),
+    "rising": ("contour", "each 8-note phrase climbs the scale, mostly in thirds (steps of 1-2 degrees)", "temporal"),
     "falling": ("contour", "each 8-note phrase descends: the notes of rising, reversed", "temporal"),
     "staccato": ("articulation", "notes sound for 25-35 % of their slot (legato: 80-90 %)", "temporal"),
     "swing": ("feel", "eighth pairs long-short (72-80 % / 20-28 %), the short one ghosted", "temporal"),
-    "vibrato": ("vibrato", "5-7 Hz pitch modulation of 0.6-1.0 semitone", "temporal"),
+    "vibrato": ("vibrato", "5-7 Hz pitch modulation of 1.0-1.6 semitones", "temporal"),
     "chords": ("chords", "soft triad pad alternating two chords bar by bar", "spectral+temporal"),
 }
 
@@ -305,10 +305,10 @@ def generate_clip(rng_or_seed, params: ClipParams | Iterable[str] = (), seconds:
     gate = gate_lo + g[3] * (gate_hi - gate_lo)
     tonic = _TONIC_MIDI[p.register] + int(g[4] * 8) + (g[5] - 0.5) * 0.6  # semitones + detune
     scale = _SCALES[int(g[6] * 2)]
-    vib_w, vib_depth, vib_phase = 2 * np.pi * (5 + 2 * g[7]), 0.6 + 0.4 * g[8], 2 * np.pi * g[9]
+    vib_w, vib_depth, vib_phase = 2 * np.pi * (5 + 2 * g[7]), 1.0 + 0.6 * g[8], 2 * np.pi * g[9]
     pad_level, pad_octave = 0.20 + 0.15 * g[10], 12 * int(g[26] * 2)
-    drone_kind = "none" if g[11] < 0.1 else "held_chord" if g[11] < 0.65 else "tones"
-    drone_level, drone_octave, drone_root = 0.12 + 0.18 * g[13], 12 * int(g[29] * 2), int(g[28] * 7)
+    drone_kind = "none" if g[11] < 0.5 else "held_chord" if g[11] < 0.8 else "tones"
+    drone_level, drone_octave, drone_root = 0.06 + 0.10 * g[13], 12 * int(g[29] * 2), int(g[28] * 7)
     drone_tones_hz = 80 * 10 ** g[30:33]  # one to three sustained tones, 80-800 Hz
     n_tones = 1 + int(g[12] * 3)
     kick_level, snare_level, hat_level = 0.6 + 0.3 * g[14], 0.35 + 0.25 * g[15], 0.25 + 0.25 * g[16]
@@ -330,7 +330,7 @@ def generate_clip(rng_or_seed, params: ClipParams | Iterable[str] = (), seconds:
     # --- melody: phrases of _PHRASE notes; the contour orders the same notes -------------------
     n_phr_max = 2 * n_pairs_max // _PHRASE + 1
     start_deg = rng.integers(0, 3, n_phr_max)
-    steps = 1 + (rng.random((n_phr_max, _PHRASE - 1)) < 0.3)  # a second, sometimes a third
+    steps = 1 + (rng.random((n_phr_max, _PHRASE - 1)) < 0.7)  # mostly thirds, some seconds
     degrees = np.concatenate([start_deg[:, None], start_deg[:, None] + np.cumsum(steps, 1)], 1)
     rest = rng.random((n_phr_max, _PHRASE)) < 0.08
     velocity = 0.75 + 0.25 * rng.random((n_phr_max, _PHRASE))
@@ -413,7 +413,7 @@ def generate_clip(rng_or_seed, params: ClipParams | Iterable[str] = (), seconds:
             m = min(m, n - i0)
             if m > 1:
                 burst = np.sin(2 * np.pi * bh * np.arange(m) / sr) * np.hanning(m)
-                mix[i0:i0 + m] += _F32(0.2) * burst.astype(_F32)
+                mix[i0:i0 + m] += _F32(0.12) * burst.astype(_F32)
 
     # --- drums: kick on 1 and 3, snare on 2 and 4, hats on every eighth -----------------------
     noise_snare = _band_noise(rng, int(0.15 * sr), sr, 1000, 5000)
@@ -438,7 +438,7 @@ def generate_clip(rng_or_seed, params: ClipParams | Iterable[str] = (), seconds:
         # Clicks may overlap: bincount sums coinciding indices (np.add.at with broadcast values
         # crashed numpy 2.4.6 here).
         idx = (click_t * sr).astype(np.int64)[:, None] + np.arange(len(hat))[None, :]
-        vals = np.broadcast_to(0.7 * hat, idx.shape)
+        vals = np.broadcast_to(0.5 * hat, idx.shape)
         mix += np.bincount(idx.ravel(), vals.ravel(), minlength=n + len(hat))[:n].astype(_F32)
 
     # --- stationary noise: pink background + optional hiss in the hat band (one irfft) ---------
