@@ -204,10 +204,10 @@ def metrics(ctx: Context) -> None:
 @click.option("--folds", default=None, help="Folds to run for k-fold protocols, e.g. 0,1,2 (default all).")
 @click.option("--training-protocol", type=click.Choice(["paper", "wang2019"]), default="paper",
               show_default=True, help="Optimiser/schedule/L2 protocol (models.md §9).")
-@click.option("--epochs", "epochs", multiple=True,
+@click.option("--epochs", "epochs", multiple=True, metavar="N|MODEL=N",
               help="Maximum epochs: N for every model or MODEL=N for one; repeatable "
                    "(default: the dataset's suggestion, else 50).")
-@click.option("--batch-size", "batch_size", multiple=True,
+@click.option("--batch-size", "batch_size", multiple=True, metavar="N|MODEL=N",
               help="Batch size: N or MODEL=N, repeatable (default: the dataset's suggestion, else 32).")
 @click.option("--patience", type=int, default=None, help="Early-stopping patience in epochs (default off).")
 @click.option("--no-standardize", is_flag=True,

@@ -20,7 +20,7 @@ from typing import Any
 from . import results
 from .features import FeatureStore, FrontEnd, prepare_partition
 from .plugins import Registry
-from .specs import DatasetError, DatasetSpec, Dropped, FeatureSplit, Partition
+from .specs import DatasetError, DatasetSpec, Dropped, FeatureSplit, Partition, TrainConfig
 
 DATA_DIR_ENV = "MCBENCH_DATA_DIR"
 RESULTS_DIR_ENV = "MCBENCH_RESULTS_DIR"
@@ -193,7 +193,9 @@ def _run_one(registry, req, mspec, dspec, partition, feats, dropped, config, met
                 return RunOutcome(rid, config["model"], "skipped", existing)
         except ValueError:
             pass
-    req.echo(f"▶ {label} on {dspec.name} [{rid}]")
+    training = config["training"]
+    req.echo(f"▶ {label} on {dspec.name} [{rid}]: up to {training.get('max_epochs', TrainConfig.max_epochs)} "
+             f"epoch(s), batch {training.get('batch_size', TrainConfig.batch_size)}")
     started = _now()
     t_start = time.perf_counter()
     workdir = results_dir / "work" / rid
