@@ -552,10 +552,11 @@ GENRE_PROTOCOLS = {"fixed": 1, f"cv{N_FOLDS}": N_FOLDS}
 #: its design on 96 × 1360 inputs (FCN-4 needs at least 1280 frames), so the budget is spent
 #: where it buys most: 280 distinct training clips seen once or twice rather than 144 seen eight
 #: times, small batches (more updates per clip; on this CPU batch 4 is also no slower per clip
-#: than 8), and more epochs only for the models that are cheap per epoch. Measured on 2 cores
-#: (results/reference/): FCN-4 one epoch 141 s, test ROC-AUC 0.84; CRNN two epochs 130 s, 0.84;
-#: CRNN-TF three epochs 98 s, 0.93; Timbre CNN six epochs 92 s, 0.87; End-to-end 20 epochs
-#: 25 s, 0.84. ``--epochs 50 --batch-size 32`` restores the paper's settings for every model.
+#: than 8), and more epochs only for the models that are cheap per epoch. Measured from scratch
+#: on 2 cores (results/reference/): 7 min 37 s in all; test ROC-AUC FCN-4 0.845 (one epoch,
+#: 131 s), CRNN 0.848 (two, 127 s), CRNN-TF 0.881 (two, 69 s), Timbre CNN 0.846 (five, 71 s),
+#: End-to-end 0.835 (twelve, 10 s). ``--epochs 50 --batch-size 32`` restores the paper's
+#: settings for every model.
 TRAIN_DEFAULTS = {"max_epochs": 2, "batch_size": 4}
 MODEL_TRAIN_DEFAULTS = {
     "fcn": {"max_epochs": 1},

@@ -40,7 +40,7 @@ import numpy as np
 
 #: Bumped whenever the rendering or the label sampling changes: a dataset on disk written by
 #: another version is refused instead of being silently mixed with new clips.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 2
 
 #: factor -> its values; the first value is the untagged default, the others are tag names.
 FACTORS: dict[str, tuple[str, ...]] = {
@@ -307,8 +307,8 @@ def generate_clip(rng_or_seed, params: ClipParams | Iterable[str] = (), seconds:
     scale = _SCALES[int(g[6] * 2)]
     vib_w, vib_depth, vib_phase = 2 * np.pi * (5 + 2 * g[7]), 1.0 + 0.6 * g[8], 2 * np.pi * g[9]
     pad_level, pad_octave = 0.20 + 0.15 * g[10], 12 * int(g[26] * 2)
-    drone_kind = "none" if g[11] < 0.1 else "held_chord" if g[11] < 0.65 else "tones"
-    drone_level, drone_octave, drone_root = 0.08 + 0.12 * g[13], 12 * int(g[29] * 2), int(g[28] * 7)
+    drone_kind = "none" if g[11] < 0.5 else "held_chord" if g[11] < 0.8 else "tones"
+    drone_level, drone_octave, drone_root = 0.06 + 0.10 * g[13], 12 * int(g[29] * 2), int(g[28] * 7)
     drone_tones_hz = 80 * 10 ** g[30:33]  # one to three sustained tones, 80-800 Hz
     n_tones = 1 + int(g[12] * 3)
     kick_level, snare_level, hat_level = 0.6 + 0.3 * g[14], 0.35 + 0.25 * g[15], 0.25 + 0.25 * g[16]
