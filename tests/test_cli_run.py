@@ -106,7 +106,10 @@ def test_interrupted_run_resumes_instead_of_starting_over(workspace):
     cmd = [sys.executable, "-m", "mcbench.cli", "--plugins-dir", str(workspace / "plugins"), "run",
            "--models", "slow_cnn", "--epochs", "8", "--batch-size", "8", *common_args(workspace)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    # A job started in the background (`cmd &`, as a CI runner may do) inherits SIGINT ignored,
+    # and Python then never raises KeyboardInterrupt: give the child the default disposition.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     work = workspace / "results" / "work"
     while time.monotonic() < deadline and not list(work.glob("*/last.pt")):
