@@ -9,12 +9,9 @@ from __future__ import annotations
 from mcbench import hookimpl
 from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec
 
+from ._lazy import lazy_build
 
-def build(input_shape, n_outputs, *, task, variant, **params):
-    """Build CRNN-TF for ``input_shape`` (1, 96, T); the task does not change the network (logits)."""
-    from .impl.crnn_tf import build_crnn_tf
-
-    return build_crnn_tf(input_shape, n_outputs, variant=variant, **params)
+build = lazy_build("mcbench_plugins.models.impl.crnn_tf:build_crnn_tf")
 
 
 SPEC = ModelSpec(

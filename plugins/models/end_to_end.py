@@ -7,31 +7,12 @@ variant reads the waveform front end, ``wang2019`` the log-mel one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from mcbench import hookimpl
 from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec
 
+from ._lazy import lazy_build
 
-def build(
-    input_shape: Sequence[int],
-    n_outputs: int,
-    *,
-    task: str | None = None,
-    variant: str | None = None,
-    **params: Any,
-) -> Any:
-    """``ModelSpec.build``: an ``nn.Module`` returning logits ``(B, n_outputs)``.
-
-    The architecture is the same for both tasks. The harness checks task, variant and options
-    (``ModelSpec.create``) before calling this.
-    """
-    from .impl.end_to_end import build_end_to_end
-
-    return build_end_to_end(
-        tuple(input_shape), n_outputs, variant=variant or SPEC.default_variant, **params
-    )
+build = lazy_build("mcbench_plugins.models.impl.end_to_end:build_end_to_end")
 
 
 SPEC = ModelSpec(

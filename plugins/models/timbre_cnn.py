@@ -6,29 +6,12 @@ imported when a model is built, so listing plugins does not import torch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from mcbench import hookimpl
 from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec
 
+from ._lazy import lazy_build
 
-def build(
-    input_shape: Sequence[int],
-    n_outputs: int,
-    *,
-    task: str | None = None,
-    variant: str | None = None,
-    **params: Any,
-) -> Any:
-    """``ModelSpec.build``: an ``nn.Module`` returning logits ``(B, n_outputs)``.
-
-    The architecture is the same for both tasks. The harness checks task, variant and options
-    (``ModelSpec.create``) before calling this.
-    """
-    from .impl.timbre_cnn import build_timbre_cnn
-
-    return build_timbre_cnn(tuple(input_shape), n_outputs, variant=variant or SPEC.default_variant)
+build = lazy_build("mcbench_plugins.models.impl.timbre_cnn:build_timbre_cnn")
 
 
 SPEC = ModelSpec(
