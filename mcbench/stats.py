@@ -349,14 +349,24 @@ def paired_fold_test(values_a, values_r) -> FoldTestResult:
     mean = float(np.mean(diffs))
     if n < 2:
         return FoldTestResult(
-            differences=diffs, n_folds=n, mean_difference=mean, ci_low=math.nan,
-            ci_high=math.nan, statistic=math.nan, p_value=math.nan,
+            differences=diffs,
+            n_folds=n,
+            mean_difference=mean,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            statistic=math.nan,
+            p_value=math.nan,
             note="one fold: a paired test needs at least two folds",
         )
     if not diffs.any():
         return FoldTestResult(
-            differences=diffs, n_folds=n, mean_difference=0.0, ci_low=0.0, ci_high=0.0,
-            statistic=0.0, p_value=1.0,
+            differences=diffs,
+            n_folds=n,
+            mean_difference=0.0,
+            ci_low=0.0,
+            ci_high=0.0,
+            statistic=0.0,
+            p_value=1.0,
             note="all per-fold differences are zero: p = 1 by definition",
         )
 

@@ -107,7 +107,9 @@ def test_monte_carlo_matches_exact_enumeration_of_all_resamples():
     assert np.mean(d <= 0) == pytest.approx(exact_le, abs=tol)
     assert np.mean(d >= 0) == pytest.approx(exact_ge, abs=tol)
     assert res.p_value == pytest.approx(exact_p, abs=2 * tol)
-    assert res.mean_difference == pytest.approx(exact.mean(), abs=4 * exact.std() / math.sqrt(big_b))
+    assert res.mean_difference == pytest.approx(
+        exact.mean(), abs=4 * exact.std() / math.sqrt(big_b)
+    )
     assert res.difference == pytest.approx(c.mean())
 
 
@@ -187,7 +189,10 @@ def test_undefined_on_the_full_set_or_every_resample_is_an_error():
     with pytest.raises(ValueError, match="all 10 bootstrap resamples"):
         paired_bootstrap(
             lambda yy, ss: 0.0 if ss is s else float("nan"),  # defined on the full set only
-            y, s, s, n_resamples=10,
+            y,
+            s,
+            s,
+            n_resamples=10,
         )
 
 
@@ -230,7 +235,9 @@ def test_same_seed_same_resamples_for_every_pair():
     shared = paired_bootstrap(macro_roc_auc, y, s_a, s_r, resamples=first)
     np.testing.assert_array_equal(by_seed.differences, shared.differences)
     assert (by_seed.p_value, by_seed.ci_low, by_seed.seed) == (
-        shared.p_value, shared.ci_low, shared.seed
+        shared.p_value,
+        shared.ci_low,
+        shared.seed,
     )
     reseeded = paired_bootstrap(macro_roc_auc, y, s_a, s_r, n_resamples=30, seed=5)
     assert not np.array_equal(by_seed.differences, reseeded.differences)
