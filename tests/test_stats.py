@@ -16,6 +16,7 @@ What each check compares against:
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 
@@ -120,6 +121,8 @@ def test_percentile_interval_agrees_with_scipy_bootstrap():
     a = rng.normal(0.1, 1.0, n)
     r = a + rng.normal(-0.2, 0.5, n)
     b = 4000
+    # scipy ≥ 1.15 names the generator `rng`; older releases `random_state`.
+    seed_arg = "rng" if "rng" in inspect.signature(sps.bootstrap).parameters else "random_state"
     ours = paired_bootstrap(column_mean, np.zeros(n), a[:, None], r[:, None], n_resamples=b, seed=2)
     ref = sps.bootstrap(
         (a, r),
@@ -129,7 +132,7 @@ def test_percentile_interval_agrees_with_scipy_bootstrap():
         method="percentile",
         n_resamples=b,
         confidence_level=0.95,
-        rng=np.random.default_rng(9),
+        **{seed_arg: np.random.default_rng(9)},
     )
     spread = np.std(a - r, ddof=1) / math.sqrt(n)  # the standard error of the mean difference
     assert ours.ci_low == pytest.approx(ref.confidence_interval.low, abs=0.15 * spread)
