@@ -12,6 +12,8 @@ float``; to use a metric plugin, wrap its ``compute``, e.g.
   ch. 16 (tests); the paired use on a shared test set is Koehn, "Statistical significance tests
   for machine translation evaluation" (EMNLP 2004) and Berg-Kirkpatrick, Burkett & Klein, "An
   empirical investigation of statistical significance in NLP" (EMNLP-CoNLL 2012).
+  :func:`resample_metric` and :func:`compare_resampled` are its two halves, for tables that
+  compare several models with one reference on the same resamples.
 * :func:`paired_fold_test` — for k-fold protocols (e.g. the 10-fold GTZAN transfer of Wang et
   al., IJCNN 2019, Sec. V-G, Table III): the Wilcoxon signed-rank test on the per-fold
   differences (Wilcoxon, "Individual comparisons by ranking methods", Biometrics Bulletin 1(6),
@@ -26,7 +28,7 @@ Only numpy and scipy are used.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,8 +38,11 @@ __all__ = [
     "BootstrapResamples",
     "BootstrapResult",
     "FoldTestResult",
+    "ResampledMetric",
+    "compare_resampled",
     "draw_resamples",
     "paired_bootstrap",
+    "resample_metric",
     "paired_fold_test",
     "holm",
     "significant",
@@ -103,6 +108,23 @@ def _positive_int(value, name: str) -> int:
 
 
 @dataclass(frozen=True)
+class ResampledMetric:
+    """One model's metric on the full test set and on each bootstrap resample.
+
+    ``full`` and every entry of ``values`` (shape ``(B,)``, in resample order) are means over
+    the model's seeds; an entry is NaN where the metric is undefined on that resample.
+    Computing the reference model's values once lets a table compare every model with it
+    without recomputing them (:func:`compare_resampled`).
+    """
+
+    full: float
+    values: np.ndarray = field(repr=False)
+    resamples: BootstrapResamples = field(repr=False)
+    n_seeds: int
+    score_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class BootstrapResult:
     """The paired bootstrap of model A against the reference R (differences are A − R).
 
@@ -126,6 +148,16 @@ class BootstrapResult:
     n_dropped: int
     seed: int
     differences: np.ndarray = field(repr=False)
+
+
+def _check_y_true(y_true) -> np.ndarray:
+    y_true = np.asarray(y_true)
+    if y_true.ndim not in (1, 2) or y_true.shape[0] == 0:
+        raise ValueError(
+            f"y_true must be (N,) class indices or an (N, L) matrix with N ≥ 1, "
+            f"got shape {y_true.shape}"
+        )
+    return y_true
 
 
 def _as_seed_list(scores, name: str, n_items: int) -> list[np.ndarray]:
@@ -163,17 +195,120 @@ def _metric_value(metric: Metric, y_true, y_score) -> float:
         ) from None
 
 
-def _seed_mean(metric: Metric, y_true, arrays: Sequence[np.ndarray], rows=None) -> float:
-    """Mean over seeds of the metric, on all clips or on the clip indices ``rows``.
+def _check_resamples(resamples, n_items: int, n_resamples, seed) -> BootstrapResamples:
+    """The given resamples (checked against N and any explicit B/seed), or a fresh draw."""
+    if resamples is None:
+        return draw_resamples(
+            n_items,
+            DEFAULT_RESAMPLES if n_resamples is None else n_resamples,
+            DEFAULT_SEED if seed is None else seed,
+        )
+    if not isinstance(resamples, BootstrapResamples):
+        raise TypeError("resamples must come from draw_resamples(n_items, n_resamples, seed)")
+    if resamples.n_items != n_items:
+        raise ValueError(
+            f"resamples were drawn for {resamples.n_items} clips but y_true has {n_items}; "
+            "draw them with draw_resamples(len(y_true), ...)"
+        )
+    if n_resamples is not None and n_resamples != resamples.n_resamples:
+        raise ValueError(
+            f"n_resamples={n_resamples} contradicts the {resamples.n_resamples} resamples "
+            "passed; leave n_resamples unset when passing resamples"
+        )
+    if seed is not None and seed != resamples.seed:
+        raise ValueError(
+            f"seed={seed} contradicts the resamples drawn with seed {resamples.seed}; "
+            "leave seed unset when passing resamples"
+        )
+    return resamples
 
-    NaN if the metric is NaN for any seed (the resample is then dropped as a whole).
+
+def resample_metric(
+    metric: Metric,
+    y_true,
+    scores,
+    resamples: BootstrapResamples,
+    name: str = "scores",
+) -> ResampledMetric:
+    """``metric`` of one model on the full test set and on every resample of ``resamples``.
+
+    ``scores`` is one ``(N, K)`` array or a list of them, one per training seed; each value is
+    the mean over seeds, NaN if the metric is NaN for any seed. The rows (clips) of ``y_true``
+    and of the scores are resampled together; labels are never resampled, so a label with a
+    single class on some resample is handled by ``metric`` exactly as on any split. ``name``
+    names ``scores`` in error messages. Raises ``ValueError`` if the metric is undefined on
+    the full test set.
     """
-    if rows is None:
-        values = [_metric_value(metric, y_true, a) for a in arrays]
-    else:
+    y_true = _check_y_true(y_true)
+    arrays = _as_seed_list(scores, name, y_true.shape[0])
+    resamples = _check_resamples(resamples, y_true.shape[0], None, None)
+    full = float(np.mean([_metric_value(metric, y_true, a) for a in arrays]))
+    if math.isnan(full):
+        raise ValueError(
+            f"the metric is undefined (NaN) on the full test set for {name}; nothing to compare"
+        )
+    values = np.empty(resamples.n_resamples)
+    for b, rows in enumerate(resamples.indices):
         y = y_true[rows]
-        values = [_metric_value(metric, y, a[rows]) for a in arrays]
-    return float(np.mean(values))
+        values[b] = np.mean([_metric_value(metric, y, a[rows]) for a in arrays])
+    values.setflags(write=False)
+    return ResampledMetric(
+        full=full,
+        values=values,
+        resamples=resamples,
+        n_seeds=len(arrays),
+        score_shape=tuple(arrays[0].shape),
+    )
+
+
+def compare_resampled(model: ResampledMetric, reference: ResampledMetric) -> BootstrapResult:
+    """The paired bootstrap result of ``model`` (A) against ``reference`` (R).
+
+    Both must come from :func:`resample_metric` on the same resamples and score shapes.
+    d_b = A_b − R_b; a resample where either is NaN is dropped and counted.
+    """
+    for which, res in (("model", model), ("reference", reference)):
+        if not isinstance(res, ResampledMetric):
+            raise TypeError(f"{which} must come from resample_metric(...)")
+    if model.score_shape != reference.score_shape:
+        raise ValueError(
+            f"the model's scores have shape {model.score_shape} and the reference's "
+            f"{reference.score_shape}; both must score the same clips and labels"
+        )
+    same = model.resamples is reference.resamples or (
+        model.resamples.seed == reference.resamples.seed
+        and np.array_equal(model.resamples.indices, reference.resamples.indices)
+    )
+    if not same:
+        raise ValueError(
+            "the model and the reference were resampled differently; pass the same "
+            "draw_resamples(...) object to both resample_metric calls"
+        )
+    diffs = model.values - reference.values
+    kept = diffs[~np.isnan(diffs)]
+    n_dropped = int(diffs.size - kept.size)
+    if kept.size == 0:
+        raise ValueError(
+            f"the metric is undefined (NaN) on all {diffs.size} bootstrap resamples of "
+            f"{model.resamples.n_items} clips; the test set is too small for this metric"
+        )
+    n_kept = int(kept.size)
+    at_most_zero = int(np.count_nonzero(kept <= 0))
+    at_least_zero = int(np.count_nonzero(kept >= 0))
+    p_value = min(1.0, 2.0 * min(at_most_zero, at_least_zero) / n_kept)
+    low, high = np.percentile(kept, INTERVAL_PERCENTILES)
+    kept.setflags(write=False)
+    return BootstrapResult(
+        difference=model.full - reference.full,
+        mean_difference=float(np.mean(kept)),
+        ci_low=float(low),
+        ci_high=float(high),
+        p_value=float(p_value),
+        n_resamples=n_kept,
+        n_dropped=n_dropped,
+        seed=model.resamples.seed,
+        differences=kept,
+    )
 
 
 def paired_bootstrap(
@@ -199,17 +334,15 @@ def paired_bootstrap(
     The resamples come from :func:`draw_resamples` with ``n_resamples`` (default
     :data:`DEFAULT_RESAMPLES`) and ``seed`` (default 0), so the same seed and N give the same
     resamples for every pair; or pass ``resamples`` drawn once for a whole table (then leave
-    ``n_resamples`` and ``seed`` unset, or give the values it was drawn with).
+    ``n_resamples`` and ``seed`` unset, or give the values it was drawn with). To compare
+    several models with one reference, :func:`resample_metric` the reference once and
+    :func:`compare_resampled` each model with it; the result is the same. Cost: B × (seeds
+    of A + seeds of R) metric calls, plus one per seed on the full set.
 
     Raises ``ValueError`` on mismatched shapes, and when the metric is undefined (NaN) on the
     full test set or on every resample.
     """
-    y_true = np.asarray(y_true)
-    if y_true.ndim not in (1, 2) or y_true.shape[0] == 0:
-        raise ValueError(
-            f"y_true must be (N,) class indices or an (N, L) matrix with N ≥ 1, "
-            f"got shape {y_true.shape}"
-        )
+    y_true = _check_y_true(y_true)
     n_items = y_true.shape[0]
     arrays_a = _as_seed_list(scores_a, "scores_a", n_items)
     arrays_r = _as_seed_list(scores_r, "scores_r", n_items)
@@ -218,70 +351,10 @@ def paired_bootstrap(
             f"scores_a has shape {arrays_a[0].shape} and scores_r {arrays_r[0].shape}; "
             "the two models must score the same clips and labels"
         )
-
-    if resamples is None:
-        resamples = draw_resamples(
-            n_items,
-            DEFAULT_RESAMPLES if n_resamples is None else n_resamples,
-            DEFAULT_SEED if seed is None else seed,
-        )
-    else:
-        if not isinstance(resamples, BootstrapResamples):
-            raise TypeError("resamples must come from draw_resamples(n_items, n_resamples, seed)")
-        if resamples.n_items != n_items:
-            raise ValueError(
-                f"resamples were drawn for {resamples.n_items} clips but y_true has {n_items}; "
-                "draw them with draw_resamples(len(y_true), ...)"
-            )
-        if n_resamples is not None and n_resamples != resamples.n_resamples:
-            raise ValueError(
-                f"n_resamples={n_resamples} contradicts the {resamples.n_resamples} resamples "
-                "passed; leave n_resamples unset when passing resamples"
-            )
-        if seed is not None and seed != resamples.seed:
-            raise ValueError(
-                f"seed={seed} contradicts the resamples drawn with seed {resamples.seed}; "
-                "leave seed unset when passing resamples"
-            )
-
-    full_a = _seed_mean(metric, y_true, arrays_a)
-    full_r = _seed_mean(metric, y_true, arrays_r)
-    if math.isnan(full_a) or math.isnan(full_r):
-        raise ValueError(
-            "the metric is undefined (NaN) on the full test set for "
-            f"{'model A' if math.isnan(full_a) else 'the reference model'}; nothing to compare"
-        )
-
-    diffs = np.empty(resamples.n_resamples)
-    for b, rows in enumerate(resamples.indices):
-        diffs[b] = _seed_mean(metric, y_true, arrays_a, rows) - _seed_mean(
-            metric, y_true, arrays_r, rows
-        )
-    kept = diffs[~np.isnan(diffs)]
-    n_dropped = int(diffs.size - kept.size)
-    if kept.size == 0:
-        raise ValueError(
-            f"the metric is undefined (NaN) on all {diffs.size} bootstrap resamples of "
-            f"{n_items} clips; the test set is too small for this metric"
-        )
-
-    n_kept = int(kept.size)
-    at_most_zero = int(np.count_nonzero(kept <= 0))
-    at_least_zero = int(np.count_nonzero(kept >= 0))
-    p_value = min(1.0, 2.0 * min(at_most_zero, at_least_zero) / n_kept)
-    low, high = np.percentile(kept, INTERVAL_PERCENTILES)
-    kept.setflags(write=False)
-    return BootstrapResult(
-        difference=full_a - full_r,
-        mean_difference=float(np.mean(kept)),
-        ci_low=float(low),
-        ci_high=float(high),
-        p_value=float(p_value),
-        n_resamples=n_kept,
-        n_dropped=n_dropped,
-        seed=resamples.seed,
-        differences=kept,
-    )
+    resamples = _check_resamples(resamples, n_items, n_resamples, seed)
+    model = resample_metric(metric, y_true, arrays_a, resamples, name="scores_a")
+    reference = resample_metric(metric, y_true, arrays_r, resamples, name="scores_r")
+    return compare_resampled(model, reference)
 
 
 # --------------------------------------------------------------------------- k-fold protocols

@@ -28,10 +28,12 @@ from sklearn.metrics import roc_auc_score
 
 from mcbench.stats import (
     BootstrapResamples,
+    compare_resampled,
     draw_resamples,
     holm,
     paired_bootstrap,
     paired_fold_test,
+    resample_metric,
     significant,
 )
 
@@ -247,6 +249,31 @@ def test_same_seed_same_resamples_for_every_pair():
     # Another pair on the same resamples: its d_b come from the same rows.
     res_ra = paired_bootstrap(macro_roc_auc, y, s_r, s_a, resamples=first)
     np.testing.assert_allclose(res_ra.differences, -shared.differences, atol=1e-15)
+
+
+def test_reference_resampled_once_gives_the_same_comparisons():
+    y, s_a, s_r = tagging_data()
+    _, s_b, _ = tagging_data(seed=8)
+    draws = draw_resamples(len(y), 40, seed=2)
+    reference = resample_metric(macro_roc_auc, y, s_r, draws)
+    assert reference.values.shape == (40,) and reference.n_seeds == 1
+    assert reference.full == pytest.approx(macro_roc_auc(y, s_r))
+    for scores in (s_a, [s_b, s_a]):
+        split = compare_resampled(resample_metric(macro_roc_auc, y, scores, draws), reference)
+        whole = paired_bootstrap(macro_roc_auc, y, scores, s_r, resamples=draws)
+        np.testing.assert_array_equal(split.differences, whole.differences)
+        assert (split.difference, split.p_value, split.ci_low, split.ci_high) == (
+            whole.difference,
+            whole.p_value,
+            whole.ci_low,
+            whole.ci_high,
+        )
+    other = resample_metric(macro_roc_auc, y, s_a, draw_resamples(len(y), 40, seed=3))
+    with pytest.raises(ValueError, match="resampled differently"):
+        compare_resampled(other, reference)
+    narrow = resample_metric(macro_roc_auc, y[:, :4], s_a[:, :4], draws)
+    with pytest.raises(ValueError, match="same clips and labels"):
+        compare_resampled(narrow, reference)
 
 
 # --------------------------------------------------------------------------- input errors
