@@ -14,7 +14,10 @@ import click
 
 from . import __version__
 from .plugins import DISABLE_ENV, PLUGINS_DIR_ENV, Registry, resolve_model_names
-from .specs import DatasetError, PluginError
+from .specs import DatasetError, OptionError, PluginError
+
+#: Errors that stop a command with a message (exit 2) rather than a traceback.
+USER_ERRORS = (DatasetError, PluginError, OptionError)
 
 
 class Context:
@@ -28,6 +31,14 @@ class Context:
             self._registry = Registry(plugin_dirs=self.plugin_dirs)
         return self._registry
 
+    def warn_broken_plugins(self) -> None:
+        """Say on stderr which plugins failed to load (``mcbench plugins`` lists them in full)."""
+        broken = [p for p in self.registry.plugins if not p.ok]
+        for p in broken:
+            click.secho(f"warning: plugin {p.name} did not load: {p.error}", fg="yellow", err=True)
+        if broken:
+            click.secho("  (see `mcbench plugins`)", fg="yellow", err=True)
+
 
 pass_ctx = click.make_pass_decorator(Context)
 
@@ -37,16 +48,9 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _parse_value(text: str):
-    """Command-line values: JSON when it parses (numbers, true/false, lists), else the string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _parse_assignments(items: tuple[str, ...], option: str, scoped: bool) -> dict:
-    """``key=value`` (or ``scope.key=value`` when scoped) into dicts."""
+    """``key=value`` (or ``scope.key=value`` when scoped) into dicts of text values; the
+    plugin's declared option types convert them (``True``/``false``/``1``, numbers, lists)."""
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -54,12 +58,24 @@ def _parse_assignments(items: tuple[str, ...], option: str, scoped: bool) -> dic
             _fail(f"{option} expects KEY=VALUE, got {item!r}")
         if scoped:
             scope, dot, name = key.partition(".")
-            if not dot:
+            if not dot or not name:
                 _fail(f"{option} expects MODEL.KEY=VALUE (e.g. crnn_tf.cell=gru), got {item!r}")
-            out.setdefault(scope, {})[name] = _parse_value(value)
+            out.setdefault(scope, {})[name] = value
         else:
-            out[key] = _parse_value(value)
+            out[key] = value
     return out
+
+
+def _parse_int_list(text: str | None, option: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        _fail(f"{option} expects comma-separated integers (e.g. 0,1,2), got {text!r}")
+    if not values:
+        _fail(f"{option} expects at least one integer, got {text!r}")
+    return values
 
 
 def _split_per_model(options: dict[str, tuple[tuple[str, ...], str]],
@@ -149,28 +165,101 @@ def plugins_validate(ctx: Context, name: str, task: str | None, variant: str | N
     sys.exit(0 if ok else 1)
 
 
+def _describe_options(options, variant=None) -> list[str]:
+    lines = []
+    for name, opt in options.items():
+        if variant is not None and opt.variants and variant not in opt.variants:
+            continue
+        only = f" [{', '.join(opt.variants)} only]" if opt.variants else ""
+        lines.append(f"      {name}: {opt.help}{only}")
+        lines.append(f"          {opt.describe()}")
+    return lines
+
+
 @main.command()
+@click.argument("name", required=False)
 @pass_ctx
-def models(ctx: Context) -> None:
-    """List model plugins with their variants."""
-    for m in ctx.registry.specs("model"):
+def models(ctx: Context, name: str | None) -> None:
+    """List model plugins with their variants; with NAME, also its options.
+
+    \b
+    Examples:
+      mcbench models
+      mcbench models crnn_tf
+    """
+    specs = ctx.registry.specs("model")
+    if name is not None:
+        try:
+            specs = [ctx.registry.model(name)]
+        except PluginError as exc:
+            _fail(str(exc))
+    for m in specs:
         click.echo(f"{click.style(m.name, bold=True)}: {m.summary}")
-        click.echo(f"    tasks: {', '.join(m.tasks)}" + (f" · source: {m.source}" if m.source else ""))
+        click.echo(f"    tasks: {', '.join(m.tasks)} · backend: {m.backend}"
+                   + (f" · source: {m.source}" if m.source else ""))
         for v, desc in m.variants.items():
             mark = " (default)" if v == m.default_variant else ""
             click.echo(f"    variant {v}{mark}: {desc} [input: {m.frontend(v)}]")
+        if name is not None:
+            click.echo("    options (--param " + m.name + ".NAME=VALUE):" if m.options
+                       else "    options: none")
+            for line in _describe_options(m.options):
+                click.echo(line)
 
 
 @main.command()
+@click.argument("name", required=False)
 @pass_ctx
-def datasets(ctx: Context) -> None:
-    """List dataset plugins."""
-    for d in ctx.registry.specs("dataset"):
+def datasets(ctx: Context, name: str | None) -> None:
+    """List dataset plugins; with NAME, also its parameters and how to obtain the data.
+
+    \b
+    Examples:
+      mcbench datasets
+      mcbench datasets gtzan
+    """
+    specs = ctx.registry.specs("dataset")
+    if name is not None:
+        try:
+            specs = [ctx.registry.dataset(name)]
+        except PluginError as exc:
+            _fail(str(exc))
+    for d in specs:
         protocols = ", ".join(f"{p} ({n} fold{'s' if n > 1 else ''})" for p, n in d.protocols.items())
         click.echo(f"{click.style(d.name, bold=True)}: {d.summary}")
         click.echo(f"    task: {d.task} · protocols: {protocols} · default: {d.default_protocol}")
-        if d.readme:
-            click.echo(f"    how to obtain: {d.readme}")
+        if name is None:
+            continue
+        click.echo("    parameters (--dataset-param NAME=VALUE):" if d.params
+                   else "    parameters: none")
+        for line in _describe_options(d.params):
+            click.echo(line)
+        text = _readme_text(d)
+        if text:
+            click.echo("")
+            click.echo(text.rstrip())
+
+
+def _readme_text(spec) -> str:
+    """The dataset's README: a path relative to the installed plugin package or the working
+    folder, or the text itself."""
+    ref = spec.readme or ""
+    if "\n" in ref:
+        return ref
+    from importlib import resources
+
+    candidates = []
+    if ref:
+        candidates.append(Path(ref))
+    try:
+        candidates.append(Path(str(resources.files("mcbench_plugins.datasets") / "readmes"
+                                   / f"{spec.name}.md")))
+    except ModuleNotFoundError:
+        pass
+    for path in candidates:
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    return f"how to obtain: {ref}" if ref else ""
 
 
 @main.command()
@@ -189,50 +278,77 @@ def metrics(ctx: Context) -> None:
 # --------------------------------------------------------------------------- run
 
 
-@main.command()
+@main.command(epilog="""\b
+Examples:
+  mcbench run --models all --dataset synthetic
+  mcbench run --models crnn_tf,fcn --dataset mtat --root /data/mtat --seeds 3
+  mcbench run --models crnn_tf --dataset synthetic --param crnn_tf.scans=A_rc --epochs 3
+  mcbench run --models crnn --dataset gtzan --root /data/gtzan --folds 0,1 --device cuda
+""")
 @click.option("--models", "models_", default="all", show_default=True,
-              help="'all' or comma-separated model names.")
+              help="'all' or comma-separated model names (see `mcbench models`).")
 @click.option("--dataset", required=True, help="Dataset plugin name (see `mcbench datasets`).")
 @click.option("--root", type=click.Path(path_type=Path), help="Dataset root (default: <data-dir>/<dataset>).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Default data folder (default: ./datasets or $MCBENCH_DATA_DIR).")
 @click.option("--results-dir", type=click.Path(path_type=Path), default=None,
               help="Where run records go (default: ./results or $MCBENCH_RESULTS_DIR).")
-@click.option("--seeds", type=int, default=1, show_default=True, help="Number of seeds per model.")
-@click.option("--seed", "first_seed", type=int, default=0, show_default=True, help="First seed.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Number of seeds per model (at least 1).")
+@click.option("--seed", "first_seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First seed.")
 @click.option("--protocol", default=None, help="Dataset protocol (default: the dataset's default).")
 @click.option("--folds", default=None, help="Folds to run for k-fold protocols, e.g. 0,1,2 (default all).")
 @click.option("--training-protocol", type=click.Choice(["paper", "wang2019"]), default="paper",
-              show_default=True, help="Optimiser/schedule/L2 protocol (models.md §9).")
+              show_default=True,
+              help="paper: Adam 1e-3 decayed x0.9 per epoch, L2 1e-6 (Sec. IV of the paper); "
+                   "wang2019: the authors' notebooks (constant lr, no L2).")
 @click.option("--epochs", "epochs", multiple=True, metavar="N|MODEL=N",
               help="Maximum epochs: N for every model or MODEL=N for one; repeatable "
                    "(default: the dataset's suggestion, else 50).")
 @click.option("--batch-size", "batch_size", multiple=True, metavar="N|MODEL=N",
               help="Batch size: N or MODEL=N, repeatable (default: the dataset's suggestion, else 32).")
-@click.option("--patience", type=int, default=None, help="Early-stopping patience in epochs (default off).")
+@click.option("--patience", type=click.IntRange(min=1), default=None,
+              help="Early-stopping patience in epochs (default off).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help="fp32 (the paper's, default) or bf16 autocast (faster on recent GPUs; "
+                   "part of the run's identity).")
 @click.option("--no-standardize", is_flag=True,
               help="Feed raw dB features (default: standardise with the training split's mean/std).")
 @click.option("--variant", "variants", multiple=True, help="MODEL=VARIANT, repeatable.")
-@click.option("--param", "params", multiple=True, help="MODEL.KEY=VALUE model option, repeatable.")
-@click.option("--dataset-param", "dataset_params", multiple=True, help="KEY=VALUE dataset option, repeatable.")
+@click.option("--param", "params", multiple=True,
+              help="MODEL.KEY=VALUE model option, repeatable (`mcbench models NAME` lists them).")
+@click.option("--dataset-param", "dataset_params", multiple=True,
+              help="KEY=VALUE dataset parameter, repeatable (`mcbench datasets NAME` lists them).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--select-metric", default=None, help="Validation metric key for checkpoint selection.")
-@click.option("--workers", type=int, default=None, help="Decoding processes (default: all cores).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Decoding processes (default: all cores).")
+@click.option("--restart", is_flag=True,
+              help="Discard the checkpoints of unfinished runs and train them from epoch 1 "
+                   "(finished runs are kept; remove them with `mcbench runs rm`).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "plain"]),
               default="markdown", show_default=True, help="Format of the table printed at the end.")
 @pass_ctx
 def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, first_seed, protocol,
-        folds, training_protocol, epochs, batch_size, patience, no_standardize, variants, params, dataset_params,
-        device, select_metric, workers, no_progress, fmt) -> None:
+        folds, training_protocol, epochs, batch_size, patience, precision, no_standardize,
+        variants, params, dataset_params, device, select_metric, workers, restart, no_progress,
+        fmt) -> None:
     """Train and evaluate models on a dataset, then print the comparison table.
 
-    Running the same command again skips finished runs and resumes interrupted ones.
+    A run is identified by its data (clip ids and the computed features), the model with every
+    option, the resolved training settings and the seed: running the same thing again skips
+    finished runs and resumes interrupted ones; anything else is a new run.
     """
     from .runner import RunRequest, default_results_dir, run_experiments
+    from .storage import StateError
     from .tables import NoRunsError, table_for
 
     reg = ctx.registry
+    ctx.warn_broken_plugins()
+    if not models_.strip() or not [m for m in models_.split(",") if m.strip()]:
+        _fail("--models is empty; name one or more models (see `mcbench models`) or use all")
     try:
         reg.dataset(dataset)
         names = resolve_model_names(reg, models_)
@@ -242,31 +358,36 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
         {"max_epochs": (epochs, "--epochs"), "batch_size": (batch_size, "--batch-size")}, names)
     if patience is not None:
         training["patience"] = patience
+    if precision is not None:
+        training["precision"] = precision
     if no_standardize:
         training["standardize"] = False
     req = RunRequest(
         models=names, dataset=dataset, root=root, data_dir=data_dir, results_dir=results_dir,
         seeds=list(range(first_seed, first_seed + seeds)),
-        folds=[int(f) for f in folds.split(",")] if folds else None,
+        folds=_parse_int_list(folds, "--folds"),
         protocol=protocol, training_protocol=training_protocol, training=training,
         model_training=model_training,
         variants=_parse_assignments(variants, "--variant", scoped=False),
         model_params=_parse_assignments(params, "--param", scoped=True),
         dataset_params=_parse_assignments(dataset_params, "--dataset-param", scoped=False),
         device=device, select_metric=select_metric, workers=workers, progress=not no_progress,
-        echo=click.echo,
+        restart=restart, echo=click.echo,
     )
     try:
         outcomes = run_experiments(reg, req)
-    except (DatasetError, PluginError, ValueError, RuntimeError) as exc:
+    except (*USER_ERRORS, StateError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         click.echo("\nstopped; run the same command again to resume.", err=True)
         sys.exit(130)
     failed = [o for o in outcomes if o.status == "failed"]
+    done = [o.run_id for o in outcomes if o.status in ("complete", "skipped")]
     click.echo("")
     try:
-        click.echo(table_for(results_dir or default_results_dir(), dataset=dataset, fmt=fmt))
+        if done:
+            click.echo(table_for(results_dir or default_results_dir(), dataset=dataset, fmt=fmt,
+                                 run_ids=done))
     except NoRunsError as exc:
         click.echo(str(exc), err=True)
     if failed:
@@ -275,33 +396,191 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
         sys.exit(1)
 
 
-@main.command()
+def _parse_where(items: tuple[str, ...]) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--where expects KEY=VALUE (e.g. epochs=2 or training.lr=0.001), got {item!r}")
+        out.append((key.strip(), value.strip()))
+    return out
+
+
+@main.command(epilog="""\b
+Examples:
+  mcbench table --dataset synthetic
+  mcbench table --dataset synthetic --models crnn_tf,fcn --where epochs=2 --format latex
+""")
 @click.option("--dataset", default=None, help="Only this dataset (default: all with records).")
 @click.option("--results-dir", type=click.Path(path_type=Path), default=None,
               help="Where run records are (default: ./results or $MCBENCH_RESULTS_DIR).")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "plain"]),
               default="markdown", show_default=True)
 @click.option("--metrics", "metric_keys", default=None, help="Comma-separated metric keys to show.")
+@click.option("--models", "models_", default=None, help="Only these models (comma-separated).")
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Only runs whose configuration field KEY equals VALUE, repeatable; KEY is a "
+                   "short name (epochs, lr, cell, data.n_clips…) or a full one (training.max_epochs).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Write to a file.")
-def table(dataset, results_dir, fmt, metric_keys, output) -> None:
-    """Regenerate comparison tables from stored run records (no retraining)."""
+def table(dataset, results_dir, fmt, metric_keys, models_, where, output) -> None:
+    """Regenerate comparison tables from stored run records (no retraining).
+
+    A row holds the runs whose configuration is equal except for the seed (and the fold of a
+    k-fold protocol); runs that differ in anything else are separate rows, labelled by what
+    differs. The runs column says how many runs each row holds.
+    """
+    from .aggregate import FilterError
     from .runner import default_results_dir
+    from .storage import atomic_write_text
     from .tables import NoRunsError, table_for
 
     try:
         text = table_for(results_dir or default_results_dir(), dataset=dataset, fmt=fmt,
-                         metrics=metric_keys.split(",") if metric_keys else None)
+                         metrics=metric_keys.split(",") if metric_keys else None,
+                         models=[m.strip() for m in models_.split(",") if m.strip()] if models_ else None,
+                         where=_parse_where(where))
     except NoRunsError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    except ValueError as exc:
+    except (ValueError, FilterError) as exc:
         _fail(str(exc))
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + "\n")
+        atomic_write_text(output, text + "\n")
         click.echo(f"wrote {output}")
     else:
         click.echo(text)
+
+
+# --------------------------------------------------------------------------- runs, export
+
+
+@main.group()
+def runs() -> None:
+    """List, show and remove stored runs."""
+
+
+def _results_option(f):
+    return click.option("--results-dir", type=click.Path(path_type=Path), default=None,
+                        help="Where run records are (default: ./results or $MCBENCH_RESULTS_DIR).")(f)
+
+
+@runs.command("list")
+@_results_option
+@click.option("--dataset", default=None, help="Only this dataset.")
+@click.option("--status", type=click.Choice(["all", "complete", "failed", "running"]),
+              default="all", show_default=True)
+@click.option("--models", "models_", default=None, help="Only these models (comma-separated).")
+def runs_list(results_dir, dataset, status, models_) -> None:
+    """One line per stored run: id, status, dataset, model, seed, fold, headline metric."""
+    from tabulate import tabulate
+
+    from .export import run_summary
+    from .runner import default_results_dir
+    from .storage import load_records
+
+    warnings_seen: list[str] = []
+    records = load_records(results_dir or default_results_dir(), dataset=dataset,
+                           status=None if status == "all" else status, warn=warnings_seen.append)
+    if models_:
+        wanted = {m.strip() for m in models_.split(",")}
+        records = [r for r in records if r.model in wanted]
+    for w in warnings_seen:
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+    if not records:
+        click.echo("no runs stored" + (f" for {dataset}" if dataset else ""), err=True)
+        sys.exit(1)
+    rows = [run_summary(r) for r in records]
+    click.echo(tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True))
+
+
+def _find_record(results_dir: Path, run_id: str) -> Path:
+    matches = sorted((results_dir / "runs").glob(f"*/{run_id}.json"))
+    if not matches:
+        _fail(f"no stored run {run_id!r} under {results_dir / 'runs'}; `mcbench runs list` shows them")
+    return matches[0]
+
+
+@runs.command("show")
+@_results_option
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
+def runs_show(results_dir, run_id, as_json) -> None:
+    """Show one run: its identity, training history and test metrics."""
+    from .identity import flatten
+    from .records import RecordError
+    from .runner import default_results_dir
+    from .storage import read_record
+
+    path = _find_record(Path(results_dir or default_results_dir()), run_id)
+    try:
+        record = read_record(path)
+    except RecordError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(record.to_json(), indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{record.run_id}  [{record.status}]  {path}")
+    click.echo(f"  created {record.created}" + (f", finished {record.finished}" if record.finished else "")
+               + (f", on {record.device}" if record.device else ""))
+    for key, value in flatten(record.identity_dict()).items():
+        if not key.startswith("dataset.splits") and key != "dataset.labels":
+            click.echo(f"  {key}: {value}")
+    for name, split in record.identity.dataset.splits.items():
+        click.echo(f"  data {name}: {split.n} clips, ids {split.fingerprint}, content {split.content}")
+    for entry in record.history:
+        click.echo(f"  epoch {entry.epoch + 1}: loss {entry.loss}, valid {entry.valid_metric}")
+    for _key, m in sorted(record.test.items(), key=lambda kv: kv[1].order):
+        click.echo(f"  test {m.name}: {m.value}")
+    if record.error:
+        click.echo(f"  error: {record.error}")
+
+
+@runs.command("rm")
+@_results_option
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def runs_rm(results_dir, run_ids, yes) -> None:
+    """Remove stored runs: record, test scores and checkpoints."""
+    import shutil
+
+    from .runner import default_results_dir
+    from .storage import work_dir
+
+    results = Path(results_dir or default_results_dir())
+    paths = [_find_record(results, rid) for rid in run_ids]
+    if not yes and not click.confirm(f"remove {len(paths)} run(s) and their checkpoints?"):
+        sys.exit(1)
+    for rid, path in zip(run_ids, paths):
+        for p in (path, path.with_name(f"{rid}.scores.npz")):
+            p.unlink(missing_ok=True)
+        shutil.rmtree(work_dir(results, rid), ignore_errors=True)
+        click.echo(f"removed {rid}")
+
+
+@main.command(epilog="""\b
+Examples:
+  mcbench export -o runs.csv                     # runs.csv and runs.per_label.csv
+  mcbench export --dataset mtat --format parquet -o mtat.parquet
+  python -c "import pandas as pd; print(pd.read_csv('runs.csv').head())"
+""")
+@_results_option
+@click.option("--dataset", default=None, help="Only this dataset.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
+              help="File of the runs table; the per-label table goes beside it (NAME.per_label.EXT).")
+@click.option("--all", "all_status", is_flag=True, help="Include failed and running runs.")
+def export(results_dir, dataset, fmt, output, all_status) -> None:
+    """Export stored runs as tables: one row per run, and one row per (run, metric, label)."""
+    from .export import export_tables
+    from .runner import default_results_dir
+
+    try:
+        written = export_tables(results_dir or default_results_dir(), output, fmt=fmt,
+                                dataset=dataset, status=None if all_status else "complete")
+    except (ValueError, ImportError) as exc:
+        _fail(str(exc))
+    for path, n in written:
+        click.echo(f"wrote {path} ({n} rows)")
 
 
 # --------------------------------------------------------------------------- data

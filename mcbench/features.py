@@ -18,9 +18,11 @@ stopped. Undecodable clips are recorded with their reason and skipped, never fat
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +35,13 @@ import numpy as np
 
 from . import audio
 from .specs import MULTILABEL, Dropped, FeatureSplit, Partition, Split, Track
+from .storage import (
+    DiskFullError,
+    StateError,
+    atomic_write_bytes,
+    disk_full_error,
+    ensure_free_space,
+)
 
 STORE_VERSION = 1
 
@@ -145,8 +154,25 @@ def _decode_worker(args: tuple[str, str, float, int]) -> tuple[str, np.ndarray |
         return track_id, None, 0.0, f"{path}: {type(exc).__name__}: {exc}"
 
 
+def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """Worker initializer: end this process when the one that started it is gone.
+
+    A killed ``mcbench`` (SIGKILL, an out-of-memory kill) cannot tell its decoding workers to
+    stop; without this they would go on decoding a dataset nobody waits for.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _decode_isolated(decoder, job) -> tuple[str, np.ndarray | None, float, str]:
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         try:
             return pool.submit(decoder, job).result()
         except BrokenProcessPool:
@@ -175,15 +201,36 @@ class PartIndex:
     stamps: list[str] = field(default_factory=list)
     #: creation time; later parts supersede earlier ones for the same id
     created: float = 0.0
+    #: per row: digest of the stored feature values ("" until computed), for a run's identity
+    digests: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path) -> PartIndex:
-        return cls(**json.loads(path.read_text()))
+        try:
+            index = cls(**json.loads(path.read_text(encoding="utf-8")))
+            n = len(index.ids)
+            if not (len(index.paths) == len(index.status) == len(index.source_seconds) == n):
+                raise ValueError("its lists have different lengths")
+        except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+            raise corrupt_cache(path, exc) from exc
+        index.digests = index.digests or [""] * n
+        index.stamps = index.stamps or [""] * n
+        return index
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        os.replace(tmp, path)
+        atomic_write_bytes(path, json.dumps(asdict(self)).encode("utf-8"))
+
+
+def corrupt_cache(path: Path, exc: BaseException) -> StateError:
+    return StateError(
+        f"feature cache file {path} is corrupt ({type(exc).__name__}: {exc}). Delete the folder "
+        f"{path.parent} (it holds cached features only; they are computed again on the next run)")
+
+
+def feature_digest(values: np.ndarray) -> str:
+    """16 hex digits of BLAKE2b over one clip's stored float32 feature values."""
+    data = np.ascontiguousarray(values, dtype=np.float32)
+    return hashlib.blake2b(data.tobytes(), digest_size=8).hexdigest()
 
 
 class FeatureStore:
@@ -215,7 +262,15 @@ class FeatureStore:
         return found
 
     def _array(self, part: str, mode: str = "r") -> np.ndarray:
-        return np.load(self.dir / f"{part}.npy", mmap_mode=mode)
+        path = self.dir / f"{part}.npy"
+        try:
+            arr = np.load(path, mmap_mode=mode, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise corrupt_cache(path, exc) from exc
+        if arr.shape[1:] != tuple(self.frontend.shape):
+            raise corrupt_cache(path, ValueError(f"rows of shape {arr.shape[1:]}, expected "
+                                                 f"{self.frontend.shape}"))
+        return arr
 
     # -- computing
     def compute(self, tracks: Sequence[Track], name: str, workers: int | None = None,
@@ -242,15 +297,40 @@ class FeatureStore:
                 return part
         digest = hashlib.sha256("\n".join(sorted(wanted)).encode()).hexdigest()[:8]
         part = f"{name}-{digest}"
-        np.lib.format.open_memmap(
-            self.dir / f"{part}.npy", mode="w+", dtype=np.float32, shape=(len(todo), *self.frontend.shape)
-        ).flush()
+        self._allocate(self.dir / f"{part}.npy", len(todo))
         PartIndex(
             ids=[t.id for t in todo], paths=[str(t.path) for t in todo], status=[""] * len(todo),
             source_seconds=[0.0] * len(todo), frontend=self.frontend.as_dict(),
             stamps=[file_stamp(t.path) for t in todo], created=time.time(),
+            digests=[""] * len(todo),
         ).save(self.dir / f"{part}.index.json")
         return part
+
+    def _allocate(self, path: Path, n_rows: int) -> None:
+        """Create a part's ``.npy`` with every byte allocated on disk now.
+
+        A sparse file written through a memory map would fail later with SIGBUS ("Bus error")
+        when the disk fills up; allocating first turns that into a clear error before any
+        decoding, naming the folder and the space needed.
+        """
+        shape = (n_rows, *self.frontend.shape)
+        needed = float(np.prod(shape)) * 4 + 4096
+        ensure_free_space(self.dir, needed, f"the features of {n_rows} clip(s)")
+        try:
+            np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape).flush()
+            if hasattr(os, "posix_fallocate"):
+                fd = os.open(path, os.O_RDWR)
+                try:
+                    os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            if isinstance(exc, DiskFullError):
+                raise
+            if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+                raise disk_full_error(self.dir, needed, exc) from exc
+            raise
 
     def _fill(self, part: str, index: PartIndex, workers: int, progress: bool, decoder=None) -> None:
         from tqdm.auto import tqdm
@@ -282,6 +362,7 @@ class FeatureStore:
                 for r, f in zip(batch_rows, feats):
                     arr[r] = f
                     index.status[r] = "ok"
+                    index.digests[r] = feature_digest(f)
             bar.update(len(results))
             if time.monotonic() - last_flush > 2.0:
                 arr.flush()
@@ -312,7 +393,8 @@ class FeatureStore:
 
         try:
             # "spawn" keeps workers independent of any threads torch started in this process.
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                     initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
                 for result in pool.map(decoder, jobs, chunksize=2):
                     pending.append(result)
                     if len(pending) == chunk:
@@ -364,7 +446,27 @@ class FeatureStore:
             for i, (part, row) in enumerate(locations):
                 x[i] = cache.setdefault(part, self._array(part))[row]
         y = targets(keep, len(labels), task)
-        return FeatureSplit(split.name, [t.id for t in keep], x, y, task, list(labels)), dropped
+        content = self._content_digest(keep, locations)
+        return FeatureSplit(split.name, [t.id for t in keep], x, y, task, list(labels),
+                            content=content), dropped
+
+    def _content_digest(self, keep: Sequence[Track], locations: Sequence[tuple[str, int]]) -> str:
+        """16 hex digits of sha256 over (clip id, feature digest, labels) of the kept clips, in
+        split order: the same data gives the same digest wherever it is stored, and a file
+        replaced under the same clip id gives another."""
+        indexes = {part: PartIndex.load(self.dir / f"{part}.index.json") for part, _ in locations}
+        missing = {part for part, row in locations if not indexes[part].digests[row]}
+        for part in missing:  # stores written before digests existed: fill them in once
+            arr, index = self._array(part), indexes[part]
+            for row, st in enumerate(index.status):
+                if st == "ok" and not index.digests[row]:
+                    index.digests[row] = feature_digest(arr[row])
+            index.save(self.dir / f"{part}.index.json")
+        h = hashlib.sha256()
+        for t, (part, row) in zip(keep, locations):
+            labels = ",".join(str(i) for i in t.labels)
+            h.update(f"{t.id}\t{indexes[part].digests[row]}\t{labels}\n".encode())
+        return h.hexdigest()[:16]
 
 
 def file_stamp(path: str | Path) -> str:

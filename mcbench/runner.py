@@ -1,15 +1,21 @@
-"""Runs experiments: dataset → features → learner → scores → metrics → run record.
+"""Runs experiments: request → planned runs → data → one run at a time → records.
 
-A run is (model + variant + params, dataset + protocol + fold, training protocol, seed). Its id
-is a hash of that configuration, so running the same thing again skips a finished run and resumes
-an interrupted one from its checkpoints instead of starting over. One model failing is recorded
-and reported; the other models still run.
+1. :func:`plan_runs` turns a :class:`RunRequest` into :class:`RunPlan` objects, one per (model,
+   fold, seed), resolving and checking everything the user gave — models, variants, typed
+   options, dataset parameters, training settings, folds, the device, that the results folder
+   is writable — before any work starts.
+2. For each fold the dataset's partition is read and the features of each front end are
+   computed (or found) once in the feature store: a :class:`PreparedData`.
+3. A plan plus its data is a :class:`Run`, with its identity (:mod:`mcbench.identity`) and id.
+   :func:`execute` trains it under a lock: a finished run with this identity is skipped, an
+   interrupted one resumes from its checkpoints, a failure is recorded and the next run goes on.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -17,10 +23,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import results
+from . import identity as ident
+from . import storage
 from .features import FeatureStore, FrontEnd, prepare_partition
 from .plugins import Registry
-from .specs import DatasetError, DatasetSpec, Dropped, FeatureSplit, Partition, TrainConfig
+from .provenance import peak_rss_mb, provenance, reset_peak_rss
+from .records import SCHEMA_VERSION, RecordError, RunRecord, validate
+from .specs import (
+    DatasetError,
+    DatasetSpec,
+    Dropped,
+    FeatureSplit,
+    ModelSpec,
+    OptionError,
+    Partition,
+    PluginError,
+    TrainConfig,
+    identity_values,
+    resolve_training,
+)
 
 DATA_DIR_ENV = "MCBENCH_DATA_DIR"
 RESULTS_DIR_ENV = "MCBENCH_RESULTS_DIR"
@@ -45,6 +66,8 @@ def cache_dir_for(data_dir: Path | None, cache_dir: Path | None) -> Path:
 
 @dataclass
 class RunRequest:
+    """What the user asked for, as given (the command line, or a script)."""
+
     models: list[str]
     dataset: str
     root: Path | None = None
@@ -55,7 +78,7 @@ class RunRequest:
     folds: list[int] | None = None
     protocol: str | None = None
     training_protocol: str = "paper"
-    #: Explicit TrainConfig settings from the command line (win over dataset suggestions).
+    #: Training settings from the command line for every model (win over dataset suggestions).
     training: dict[str, Any] = field(default_factory=dict)
     #: Per-model training settings (model name -> settings); they win over ``training``.
     model_training: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -66,7 +89,78 @@ class RunRequest:
     select_metric: str | None = None
     workers: int | None = None
     progress: bool = True
+    #: Discard the checkpoints of unfinished runs and train them from their first epoch.
+    restart: bool = False
     echo: Callable[[str], None] = print
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run before its data is read: every choice resolved and checked."""
+
+    model: str
+    variant: str
+    backend: str
+    options: dict[str, Any]
+    frontend: str
+    dataset: str
+    task: str
+    protocol: str
+    fold: int | None
+    #: Dataset parameters that change the data (defaults applied): part of the identity.
+    data_params: dict[str, Any]
+    #: Resolved training settings, including the protocol.
+    training: dict[str, Any]
+    select_metric: str
+    seed: int
+
+    @property
+    def label(self) -> str:
+        fold = f", fold {self.fold}" if self.fold is not None else ""
+        return f"{self.model} ({self.variant}), seed {self.seed}{fold}"
+
+
+@dataclass
+class PreparedData:
+    """One fold's partition and the features of one front end, read from the store."""
+
+    partition: Partition
+    frontend: FrontEnd
+    features: dict[str, FeatureSplit]
+    dropped: list[Dropped]
+    seconds: float
+
+    def splits(self) -> dict[str, dict[str, Any]]:
+        """Per split: fingerprint of the clip ids, size, and content digest (features + targets)."""
+        return {name: {"fingerprint": self.partition.splits[name].fingerprint(),
+                       "n": len(feats), "content": feats.content}
+                for name, feats in self.features.items()}
+
+
+@dataclass
+class Run:
+    """A plan with its data: what is trained, its identity and its id."""
+
+    plan: RunPlan
+    data: PreparedData
+    identity: dict[str, Any]
+    run_id: str
+
+    @classmethod
+    def make(cls, plan: RunPlan, data: PreparedData) -> Run:
+        identity = {
+            "code_version": ident.RESULT_VERSION,
+            "model": {"name": plan.model, "variant": plan.variant, "backend": plan.backend,
+                      "options": ident.to_jsonable(plan.options)},
+            "dataset": {"name": plan.dataset, "task": plan.task, "protocol": plan.protocol,
+                        "fold": plan.fold, "params": ident.to_jsonable(plan.data_params),
+                        "labels": list(data.partition.labels),
+                        "frontend": data.frontend.as_dict(), "splits": data.splits()},
+            "training": ident.to_jsonable({**plan.training, "select_metric": plan.select_metric}),
+            "seed": plan.seed,
+            "transfer": None,
+        }
+        return cls(plan, data, identity, ident.run_id(identity))
 
 
 @dataclass
@@ -74,221 +168,324 @@ class RunOutcome:
     run_id: str
     model: str
     status: str  # "complete", "skipped" (already complete), "failed", "unsupported"
-    record: dict | None = None
+    record: RunRecord | None = None
     error: str | None = None
 
 
-def load_partition(spec: DatasetSpec, root: Path, protocol: str, fold: int | None,
-                   params: dict[str, Any]) -> Partition:
-    if spec.materialize is not None:
-        spec.materialize(root, **params)
-    if not Path(root).exists():
-        raise DatasetError(
-            f"dataset {spec.name!r}: data root {root} does not exist. "
-            f"See {spec.readme or 'the dataset README'} for how to obtain it, then pass --root."
-        )
-    return spec.tracks(root, protocol, fold, **params)
+@dataclass
+class RunContext:
+    """Where and how runs execute; nothing here changes a result."""
+
+    results_dir: Path
+    device: str = "auto"
+    workers: int | None = None
+    progress: bool = True
+    restart: bool = False
+    echo: Callable[[str], None] = print
+
+
+# --------------------------------------------------------------------------- planning
 
 
 def folds_for(spec: DatasetSpec, protocol: str, requested: list[int] | None) -> list[int | None]:
     n = spec.protocols[protocol]
     if n <= 1:
+        if requested is not None and requested not in ([0], []):
+            raise OptionError(f"--folds: protocol {protocol!r} of {spec.name} has a single fixed "
+                              f"split; pick a k-fold protocol with --protocol "
+                              f"({', '.join(p for p, k in spec.protocols.items() if k > 1) or 'none'})")
         return [None]
     folds = requested if requested is not None else list(range(n))
     bad = [f for f in folds if not 0 <= f < n]
     if bad:
-        raise ValueError(f"protocol {protocol!r} of {spec.name} has folds 0..{n - 1}; got {bad}")
-    return folds
+        raise OptionError(f"--folds: protocol {protocol!r} of {spec.name} has folds 0..{n - 1}; "
+                          f"got {bad}")
+    return list(folds)
+
+
+def check_device(device: str) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, and CUDA only where torch sees it."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise OptionError(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise OptionError(f"--device {device}: torch sees no CUDA device (this torch is "
+                              f"{torch.__version__}; install a CUDA build, see the README, or "
+                              "use --device cpu)")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise OptionError(f"--device {device}: there are {torch.cuda.device_count()} CUDA "
+                              f"device(s), cuda:0..cuda:{torch.cuda.device_count() - 1}")
+
+
+def _model_plans(req: RunRequest, spec: DatasetSpec, mspec: ModelSpec,
+                 protocol: str, folds: list[int | None], data_params: dict[str, Any],
+                 selector: str) -> list[RunPlan]:
+    variant = req.variants.get(mspec.name, mspec.default_variant)
+    options = mspec.resolve_options(variant, req.model_params.get(mspec.name, {}))
+    training = resolve_training(
+        req.training_protocol, spec.train_defaults, spec.model_train_defaults.get(mspec.name, {}),
+        req.training, req.model_training.get(mspec.name, {}), owner=f"training of {mspec.name}")
+    return [RunPlan(model=mspec.name, variant=variant, backend=mspec.backend, options=options,
+                    frontend=mspec.frontend(variant), dataset=spec.name, task=spec.task,
+                    protocol=protocol, fold=fold, data_params=data_params, training=training,
+                    select_metric=selector, seed=seed)
+            for fold in folds for seed in req.seeds]
+
+
+def plan_runs(registry: Registry, req: RunRequest) -> tuple[list[RunPlan], list[str]]:
+    """Every run of ``req``, checked before any work (module docstring), and the models skipped
+    because they do not support the dataset's task."""
+    spec = registry.dataset(req.dataset)
+    if not req.models:
+        raise OptionError("--models: no model given; name one or more (see `mcbench models`), "
+                          "or use all")
+    if not req.seeds:
+        raise OptionError("--seeds must be at least 1")
+    for name in (*req.variants, *req.model_params, *req.model_training):
+        if name not in req.models:
+            raise OptionError(f"a setting names model {name!r}, which is not among the models of "
+                              f"this run ({', '.join(req.models)})")
+    protocol = req.protocol or spec.default_protocol
+    if protocol not in spec.protocols:
+        raise OptionError(f"--protocol {protocol!r}: dataset {spec.name} has protocols "
+                          f"{', '.join(sorted(spec.protocols))}")
+    folds = folds_for(spec, protocol, req.folds)
+    params = spec.resolve_params(req.dataset_params)
+    data_params = identity_values(spec.params, params)
+    if not registry.metrics_for(spec.task):
+        raise PluginError(f"no metric plugin applies to task {spec.task!r}")
+    selector = registry.selection_metric(spec.task, req.select_metric).key
+    plans, unsupported = [], []
+    for name in req.models:
+        mspec = registry.model(name)
+        if spec.task not in mspec.tasks:
+            unsupported.append(name)
+            continue
+        plans.extend(_model_plans(req, spec, mspec, protocol, folds, data_params, selector))
+    return plans, unsupported
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_partition(spec: DatasetSpec, root: Path, protocol: str, fold: int | None,
+                   params: dict[str, Any]) -> Partition:
+    """The dataset's partition for one protocol and fold; ``params`` are typed and completed by
+    the dataset's declared parameters first (an error names a wrong one before any work)."""
+    params = spec.resolve_params(params)
+    if spec.materialize is not None:
+        spec.materialize(root, **params)
+    if not Path(root).exists():
+        raise DatasetError(
+            f"dataset {spec.name!r}: data root {root} does not exist. "
+            f"See `mcbench datasets {spec.name}` for how to obtain it, then pass --root."
+        )
+    return spec.tracks(root, protocol, fold, **params)
+
+
+def prepare_data(spec: DatasetSpec, partition: Partition, frontend_name: str, cache: Path,
+                 root: Path, workers: int | None, progress: bool) -> PreparedData:
+    t0 = time.perf_counter()
+    frontend = FrontEnd(frontend_name, seconds=partition.clip_seconds or spec.clip_seconds)
+    store = FeatureStore(cache, spec.name, root, frontend)
+    feats, dropped = prepare_partition(store, partition, spec.task, workers, progress)
+    return PreparedData(partition, frontend, feats, dropped, time.perf_counter() - t0)
 
 
 def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
+    """Plan, prepare and execute every run of ``req`` (module docstring)."""
+    plans, unsupported = plan_runs(registry, req)
     spec = registry.dataset(req.dataset)
-    protocol = req.protocol or spec.default_protocol
-    if protocol not in spec.protocols:
-        raise ValueError(f"dataset {spec.name} has protocols {sorted(spec.protocols)}; got {protocol!r}")
+    results_dir = Path(req.results_dir or default_results_dir())
+    check_device(req.device)
+    storage.check_writable(storage.runs_dir(results_dir, spec.name), "the results folder")
+    storage.check_writable(results_dir / "work", "the results folder")
+    ctx = RunContext(results_dir, req.device, req.workers, req.progress, req.restart, req.echo)
+    outcomes = [RunOutcome("", name, "unsupported") for name in unsupported]
+    for name in unsupported:
+        req.echo(f"skip {name}: it does not support {spec.task} ({spec.name})")
     root = dataset_root(spec, req.root, req.data_dir)
-    results_dir = req.results_dir or default_results_dir()
     cache = cache_dir_for(req.data_dir, req.cache_dir)
-    metrics = registry.metrics_for(spec.task)
-    if not metrics:
-        raise ValueError(f"no metric plugin applies to task {spec.task!r}")
-    selector = registry.selection_metric(spec.task, req.select_metric)
-    outcomes: list[RunOutcome] = []
-
-    for fold in folds_for(spec, protocol, req.folds):
-        partition = load_partition(spec, root, protocol, fold, req.dataset_params)
-        feature_cache: dict[str, tuple[dict[str, FeatureSplit], list[Dropped]]] = {}
-        for model_name in req.models:
-            mspec = registry.model(model_name)
-            if spec.task not in mspec.tasks:
-                req.echo(f"skip {model_name}: it does not support {spec.task} ({spec.name})")
-                outcomes.append(RunOutcome("", model_name, "unsupported"))
-                continue
-            variant = req.variants.get(model_name, mspec.default_variant)
-            if variant not in mspec.variants:
-                raise ValueError(f"model {model_name} has variants {list(mspec.variants)}; got {variant!r}")
-            frontend = FrontEnd(mspec.frontend(variant), seconds=partition.clip_seconds or spec.clip_seconds)
-            if frontend.key() not in feature_cache:
-                t0 = time.perf_counter()
-                store = FeatureStore(cache, spec.name, root, frontend)
-                feats, dropped = prepare_partition(store, partition, spec.task, req.workers, req.progress)
-                feature_cache[frontend.key()] = (feats, dropped)
-                if dropped:
-                    req.echo(f"{len(dropped)} clip(s) dropped while loading features (see the run record)")
-                features_s = time.perf_counter() - t0
-            else:
-                features_s = 0.0
-            feats, dropped = feature_cache[frontend.key()]
-            training = training_settings(spec, req, model_name)
-            for seed in req.seeds:
-                config = {
-                    "model": model_name, "variant": variant,
-                    "model_params": dict(req.model_params.get(model_name, {})),
-                    "dataset": spec.name, "protocol": protocol, "fold": fold,
-                    "dataset_params": dict(req.dataset_params),
-                    "frontend": frontend.as_dict(),
-                    "training": {"protocol": req.training_protocol, **_jsonable_training(training)},
-                    "seed": seed, "select_metric": selector.key,
-                }
-                outcome = _run_one(registry, req, mspec, spec, partition, feats, dropped, config,
-                                   metrics, selector, results_dir, features_s)
-                outcomes.append(outcome)
+    params = spec.resolve_params(req.dataset_params)
+    by_fold: dict[int | None, list[RunPlan]] = {}
+    for plan in plans:
+        by_fold.setdefault(plan.fold, []).append(plan)
+    for fold, fold_plans in by_fold.items():
+        partition = load_partition(spec, root, fold_plans[0].protocol, fold, params)
+        prepared: dict[str, PreparedData] = {}
+        for plan in fold_plans:
+            if plan.frontend not in prepared:
+                prepared[plan.frontend] = data = prepare_data(
+                    spec, partition, plan.frontend, cache, root, req.workers, req.progress)
+                if data.dropped:
+                    req.echo(f"{len(data.dropped)} clip(s) dropped while loading features "
+                             "(see the run record)")
+            outcomes.append(execute(registry, Run.make(plan, prepared[plan.frontend]), ctx))
     return outcomes
 
 
-def training_settings(spec: DatasetSpec, req: RunRequest, model: str) -> dict[str, Any]:
-    """The training settings of one model's runs, from the weakest source to the strongest.
-
-    The dataset's suggestion, its per-model suggestion, the user's setting for every model, the
-    user's setting for this model: ``--epochs 5`` overrides a demo dataset's per-model epochs,
-    ``--epochs fcn=2`` overrides ``--epochs 5`` for FCN only.
-    """
-    return {
-        **dict(spec.train_defaults),
-        **dict(spec.model_train_defaults.get(model, {})),
-        **req.training,
-        **req.model_training.get(model, {}),
-    }
-
-
-def _jsonable_training(training: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in sorted(training.items()) if k not in {"device", "workdir", "progress"}}
-
-
-def _run_one(registry, req, mspec, dspec, partition, feats, dropped, config, metrics, selector,
-             results_dir: Path, features_s: float) -> RunOutcome:
-    from .evaluation import evaluate, selection_function
-
-    rid = results.run_id(config)
-    rpath = results.record_path(results_dir, dspec.name, rid)
-    label = f"{config['model']} ({config['variant']}), seed {config['seed']}" + (
-        f", fold {config['fold']}" if config["fold"] is not None else "")
-    if rpath.exists():
-        try:
-            import json
-
-            existing = json.loads(rpath.read_text())
-            if existing.get("status") == "complete":
-                req.echo(f"✓ {label}: already complete ({rpath}); skipping")
-                return RunOutcome(rid, config["model"], "skipped", existing)
-        except ValueError:
-            pass
-    training = config["training"]
-    req.echo(f"▶ {label} on {dspec.name} [{rid}]: up to {training.get('max_epochs', TrainConfig.max_epochs)} "
-             f"epoch(s), batch {training.get('batch_size', TrainConfig.batch_size)}")
-    started = _now()
-    t_start = time.perf_counter()
-    workdir = results_dir / "work" / rid
-    try:
-        from .training import as_learner, protocol_config, seed_everything
-
-        labels = partition.labels
-        # The initial weights depend on the run's seed only, not on what ran before in this
-        # process: `--models all` and one model at a time give the same run the same record.
-        seed_everything(config["seed"])
-        built = mspec.create(feats["train"].x.shape[1:], len(labels), task=dspec.task,
-                            variant=config["variant"], **config["model_params"])
-        learner = as_learner(built, dspec.task)
-        train_cfg = protocol_config(
-            config["training"]["protocol"],
-            **{k: v for k, v in config["training"].items() if k != "protocol"},
-            seed=config["seed"], device=req.device, workdir=workdir,
-            select_metric=selection_function(selector, labels), select_metric_name=selector.name,
-            progress=req.progress,
-        )
-        t0 = time.perf_counter()
-        history = learner.fit(feats["train"], feats["valid"], train_cfg)
-        fit_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        test = feats["test"]
-        scores = learner.predict(test)
-        predict_s = time.perf_counter() - t0
-        test_metrics = evaluate(metrics, test.y, scores, labels, where=f"run {rid}, test split")
-    except KeyboardInterrupt:
-        req.echo(f"interrupted: {label}. Run the same command again to resume from the last epoch.")
-        raise
-    except Exception as exc:
-        err = f"{type(exc).__name__}: {exc}"
-        req.echo(f"✗ {label} failed: {err}")
-        record = _base_record(rid, config, dspec, partition, dropped, started, "failed")
-        record["error"] = err
-        record["traceback"] = traceback.format_exc(limit=20)
-        results.atomic_write_json(rpath, record)
-        return RunOutcome(rid, config["model"], "failed", record, err)
-
-    spath = results.scores_path(results_dir, dspec.name, rid)
-    results.save_scores(spath, test.ids, test.y, scores, labels)
-    record = _base_record(rid, config, dspec, partition, dropped, started, "complete")
-    device = getattr(learner, "device", "cpu")
-    record.update({
-        "finished": _now(),
-        "device": str(device),
-        "history": history or [],
-        "selected_epoch": getattr(learner, "selected_epoch", None),
-        "n_params": getattr(learner, "n_params", None),
-        "test": test_metrics,
-        "timings": {"features_s": round(features_s, 3), "fit_s": round(fit_s, 3),
-                    "predict_s": round(predict_s, 3), "total_s": round(time.perf_counter() - t_start, 3)},
-        "peak_memory_mb": {"cpu_rss": results.peak_rss_mb(), "cuda": _cuda_peak_mb(device)},
-        "scores_path": spath.name,
-    })
-    record.update(results.provenance())
-    results.atomic_write_json(rpath, record)
-    headline = ", ".join(
-        f"{m['name']} {m['value']:.4f}" for m in sorted(test_metrics.values(), key=lambda m: m["order"])
-        if m.get("headline") and isinstance(m.get("value"), float)
-    )
-    req.echo(f"✓ {label}: {headline}")
-    return RunOutcome(rid, config["model"], "complete", record)
-
-
-def _base_record(rid, config, dspec, partition, dropped, started, status) -> dict:
-    all_dropped = list(partition.dropped) + list(dropped)
-    return {
-        "schema_version": results.SCHEMA_VERSION,
-        "run_id": rid,
-        "status": status,
-        "created": started,
-        "config": config,
-        "task": dspec.task,
-        "labels": list(partition.labels),
-        "split": {
-            "fingerprint": partition.fingerprint(),
-            "sizes": {n: len(s) for n, s in partition.splits.items()},
-            "n_dropped": len(all_dropped),
-            "dropped": [d.__dict__ for d in all_dropped],
-            "notes": partition.notes,
-        },
-    }
-
-
-def _cuda_peak_mb(device) -> float | None:
-    if str(device).startswith("cuda"):
-        import torch
-
-        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return None
+# --------------------------------------------------------------------------- one run
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _stored(path: Path, ctx: RunContext) -> RunRecord | None:
+    """The valid record at ``path``, or ``None``; an invalid one is set aside (renamed, never
+    deleted) with a warning, so that it neither blocks the run nor is taken for its result."""
+    if not path.exists():
+        return None
+    try:
+        return storage.read_record(path)
+    except RecordError as exc:
+        moved = storage.set_aside(path, str(exc))
+        ctx.echo(f"warning: {exc}. It is not this run's result; moved it to {moved.name} and "
+                 "running again.")
+        return None
+
+
+def execute(registry: Registry, run: Run, ctx: RunContext) -> RunOutcome:
+    """Train and evaluate one run under its lock, unless a valid record of it is complete."""
+    lock = storage.RunLock(ctx.results_dir, run.run_id)
+    lock.acquire(on_wait=lambda who: ctx.echo(
+        f"… {run.plan.label} [{run.run_id}] is being trained by {who}; waiting for it "
+        "(Ctrl-C to stop)"))
+    try:
+        rpath = storage.record_path(ctx.results_dir, run.plan.dataset, run.run_id)
+        existing = _stored(rpath, ctx)
+        if existing is not None and existing.status == "complete":
+            ctx.echo(f"✓ {run.plan.label}: already complete ({rpath}); skipping")
+            return RunOutcome(run.run_id, run.plan.model, "skipped", existing)
+        workdir = storage.work_dir(ctx.results_dir, run.run_id)
+        if ctx.restart and workdir.exists():
+            shutil.rmtree(workdir)
+            ctx.echo(f"--restart: removed the checkpoints of {run.run_id}")
+        return _train(registry, run, ctx, rpath, workdir)
+    finally:
+        lock.release()
+
+
+def _base_record(run: Run, started: str, status: str) -> dict[str, Any]:
+    partition = run.data.partition
+    dropped = list(partition.dropped) + list(run.data.dropped)
+    return {
+        "schema_version": SCHEMA_VERSION, "run_id": run.run_id, "status": status,
+        "created": started, "identity": run.identity,
+        "split": {"sizes": {n: len(s) for n, s in run.data.features.items()},
+                  "n_dropped": len(dropped),
+                  "dropped": [{"id": d.id, "path": d.path, "reason": d.reason, "step": d.step}
+                              for d in dropped],
+                  "notes": ident.to_jsonable(partition.notes)},
+    }
+
+
+def _write(path: Path, record: dict, ctx: RunContext) -> str | None:
+    """Write a record; on failure say so and return the error (the other runs go on)."""
+    try:
+        storage.write_record(path, record)
+    except (OSError, storage.StateError, RecordError) as exc:
+        ctx.echo(f"✗ could not write the record {path}: {exc}")
+        return str(exc)
+    return None
+
+
+def _checkpoint_bytes(learner: Any) -> float:
+    n_params = getattr(learner, "n_params", None) or 0
+    # best.pt (weights) + last.pt (weights and Adam's two moments), float32
+    return float(n_params) * 4 * 4 + 2**20
+
+
+def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: Path) -> RunOutcome:
+    from .evaluation import evaluate, selection_function
+
+    plan, feats = run.plan, run.data.features
+    training = plan.training
+    ctx.echo(f"▶ {plan.label} on {plan.dataset} [{run.run_id}]: up to {training['max_epochs']} "
+             f"epoch(s), batch {training['batch_size']}")
+    started = _now()
+    t_start = time.perf_counter()
+    reset_peak_rss()
+    if _write(rpath, _base_record(run, started, "running"), ctx):
+        return RunOutcome(run.run_id, plan.model, "failed", None, "cannot write its record")
+    stage = "building the model"
+    try:
+        from .training import as_learner, seed_everything
+
+        mspec = registry.model(plan.model)
+        selector = registry.selection_metric(plan.task, plan.select_metric)
+        labels = run.data.partition.labels
+        # The initial weights depend on the run's seed only, not on what ran before in this
+        # process: `--models all` and one model at a time give the same run the same record.
+        seed_everything(plan.seed)
+        built = mspec.create(feats["train"].x.shape[1:], len(labels), task=plan.task,
+                             variant=plan.variant, **plan.options)
+        learner = as_learner(built, plan.task)
+        storage.ensure_free_space(workdir.parent, _checkpoint_bytes(learner),
+                                  f"the checkpoints of {run.run_id}")
+        config = TrainConfig(**training, seed=plan.seed, device=ctx.device, workdir=workdir,
+                             select_metric=selection_function(selector, labels),
+                             select_metric_name=selector.name, progress=ctx.progress)
+        stage = "training"
+        t0 = time.perf_counter()
+        history = learner.fit(feats["train"], feats["valid"], config)
+        fit_s = time.perf_counter() - t0
+        stage = "evaluating on the test split"
+        t0 = time.perf_counter()
+        test = feats["test"]
+        scores = learner.predict(test)
+        predict_s = time.perf_counter() - t0
+        test_metrics = evaluate(registry.metrics_for(plan.task), test.y, scores, labels,
+                                where=f"run {run.run_id}, test split")
+        device = str(getattr(learner, "device", "cpu"))
+        record = _base_record(run, started, "complete")
+        record.update({
+            "finished": _now(), "device": device, "history": history or [],
+            "selected_epoch": getattr(learner, "selected_epoch", None),
+            "n_params": getattr(learner, "n_params", None), "test": test_metrics,
+            "timings": {"features_s": round(run.data.seconds, 3), "fit_s": round(fit_s, 3),
+                        "predict_s": round(predict_s, 3),
+                        "total_s": round(time.perf_counter() - t_start, 3)},
+            "peak_memory_mb": {"cpu_rss": peak_rss_mb(), "cuda": _cuda_peak_mb(device)},
+            "scores_path": storage.scores_path(ctx.results_dir, plan.dataset, run.run_id).name,
+            "notes": ident.to_jsonable(getattr(learner, "record_notes", {}) or {}),
+            **provenance(),
+        })
+        stage = "checking the results"
+        record = validate(record, source=f"the results of run {run.run_id}").to_json()
+        stage = "writing the results"
+        storage.save_scores(storage.scores_path(ctx.results_dir, plan.dataset, run.run_id),
+                            test.ids, test.y, scores, labels)
+        error = _write(rpath, record, ctx)
+        if error:
+            return RunOutcome(run.run_id, plan.model, "failed", None, error)
+    except KeyboardInterrupt:
+        ctx.echo(f"interrupted: {plan.label}. Run the same command again to resume from the "
+                 "last epoch.")
+        raise
+    except Exception as exc:
+        err = f"{type(exc).__name__} while {stage}: {exc}"
+        ctx.echo(f"✗ {plan.label} failed: {err}")
+        failed = _base_record(run, started, "failed")
+        failed.update(error=err, traceback=traceback.format_exc(limit=20), **provenance())
+        _write(rpath, failed, ctx)
+        return RunOutcome(run.run_id, plan.model, "failed", None, err)
+    final = validate(record)
+    headline = ", ".join(
+        f"{m.name} {m.value:.4f}" for m in sorted(final.test.values(), key=lambda m: m.order)
+        if m.headline and m.value is not None)
+    ctx.echo(f"✓ {plan.label}: {headline}")
+    return RunOutcome(run.run_id, plan.model, "complete", final)
+
+
+def _cuda_peak_mb(device: str) -> float | None:
+    if device.startswith("cuda"):
+        import torch
+
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return None

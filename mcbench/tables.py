@@ -1,4 +1,4 @@
-"""Comparison tables from stored run records (architecture.md "Runs, records, tables").
+"""Comparison tables from stored run records.
 
 A table is a pure function of the records: everything it shows (metric display name, column
 order, whether higher is better, whether the metric is a headline one) is read from the records,
@@ -24,12 +24,13 @@ import csv
 import io
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from tabulate import tabulate
 
-from .results import RecordWarning, Row, Stat, aggregate, load_records
+from .aggregate import Row, Stat, aggregate, select
+from .storage import RecordWarning, load_records
 
 FORMATS = ("markdown", "latex", "csv", "plain")
 _PM = {"markdown": "±", "plain": "±", "latex": r"$\pm$"}
@@ -168,7 +169,7 @@ def render_table(
     digits: int = 4,
     bold_best: bool = True,
 ) -> str:
-    """Render aggregated rows (:func:`mcbench.results.aggregate`) as text.
+    """Render aggregated rows (:func:`mcbench.aggregate.aggregate`) as text.
 
     ``fmt``: ``markdown`` (GitHub table, best **bold**), ``latex`` (booktabs, best
     ``\\textbf``), ``csv`` (mean and std columns, no marks) or ``plain`` (best marked ``*``).
@@ -207,6 +208,9 @@ def table_for(
     fmt: str = "markdown",
     metrics: Sequence[str] | None = None,
     *,
+    models: Sequence[str] | None = None,
+    where: Sequence[tuple[str, str]] = (),
+    run_ids: Collection[str] | None = None,
     digits: int = 4,
     bold_best: bool = True,
 ) -> str:
@@ -214,20 +218,28 @@ def table_for(
 
     Aggregation warnings (split fingerprints kept apart, runs differing in configuration) follow
     the tables as ``Note:`` lines (``% Note:`` in LaTeX); for CSV they are issued as
-    :class:`~mcbench.results.RecordWarning` so the CSV stays clean. Raises :class:`NoRunsError`
+    :class:`~mcbench.storage.RecordWarning` so the CSV stays clean. Raises :class:`NoRunsError`
     when there is nothing to show.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    rows = aggregate(load_records(results_dir, dataset=dataset))
+    records = load_records(results_dir, dataset=dataset)
+    if run_ids is not None:
+        wanted = set(run_ids)
+        records = [r for r in records if r.run_id in wanted]
+    chosen = select(records, models=models, where=where)
+    rows = aggregate(chosen)
     if not rows:
-        where = Path(results_dir)
+        folder = Path(results_dir)
+        if records:
+            raise NoRunsError(f"none of the {len(records)} complete run(s) under {folder} match "
+                              "the filters (--models, --where)")
         if dataset:
             raise NoRunsError(
-                f"no complete runs for dataset {dataset} under {where}; "
+                f"no complete runs for dataset {dataset} under {folder}; "
                 f"run `mcbench run --dataset {dataset}` first"
             )
-        raise NoRunsError(f"no complete runs under {where}; run `mcbench run --dataset NAME` first")
+        raise NoRunsError(f"no complete runs under {folder}; run `mcbench run --dataset NAME` first")
     text = render_table(rows, fmt=fmt, metrics=metrics, digits=digits, bold_best=bold_best)
     if fmt == "csv":
         for note in rows.warnings:

@@ -1,11 +1,12 @@
 """The torch trainer: the paper's protocol, selection on validation, checkpoints and resume.
 
-Protocol ``paper`` (models.md §9.1, paper Sec. IV–V-C): Adam (lr 1e-3, β = (0.9, 0.999),
+Protocol ``paper`` (the paper, Sec. IV–V-C): Adam (lr 1e-3, β = (0.9, 0.999),
 ε = 1e-7 as in Keras), learning rate ×0.9 after every epoch, batch 32 reshuffled each epoch from
 the run seed, sigmoid + binary cross-entropy for tagging and softmax + cross-entropy for genres,
 L2 of eq. (2) with λ1 (conv), λ2 (output and hidden dense) and λ3 (recurrent) = 1e-6, at most 50
 epochs, the checkpoint with the best **validation** metric kept (ties keep the earlier epoch),
-optional early-stopping patience. Protocol ``wang2019`` (§9.2): constant lr, no L2.
+optional early-stopping patience. Protocol ``wang2019`` (the authors' notebooks, FishInMedi/CRNN-TF):
+constant lr, no L2. The table of what differs between them is :data:`mcbench.specs.PROTOCOLS`.
 
 L2 is applied as per-group Adam ``weight_decay = 2λ``, which is the gradient of λ‖w‖² added to the
 loss (AdamW would not be equivalent). Groups come from module types: convolutions → λ1; linear
@@ -29,23 +30,33 @@ import numpy as np
 import torch
 from torch import nn
 
-from .specs import MULTILABEL, FeatureSplit, TrainConfig
-
-PROTOCOLS = {
-    "paper": {"lr_decay": 0.9, "l2_conv": 1e-6, "l2_output": 1e-6, "l2_recurrent": 1e-6},
-    "wang2019": {"lr_decay": 1.0, "l2_conv": 0.0, "l2_output": 0.0, "l2_recurrent": 0.0},
-}
+from .specs import (
+    MULTILABEL,
+    PROTOCOLS,  # noqa: F401 (the protocol table, re-exported for learners)
+    FeatureSplit,
+    OptionError,
+    TrainConfig,
+    resolve_training,
+    training_options,
+)
+from .storage import StateError, atomic_file
 
 
 def protocol_config(name: str, **overrides) -> TrainConfig:
-    """A :class:`TrainConfig` for a named protocol, with explicit overrides applied last."""
-    if name not in PROTOCOLS:
-        raise ValueError(f"unknown training protocol {name!r}; choose from {sorted(PROTOCOLS)}")
+    """A :class:`TrainConfig` for a named protocol (:data:`mcbench.specs.PROTOCOLS`), with
+    explicit overrides (settings and the harness's own fields) applied last."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(overrides) - fields
     if unknown:
-        raise ValueError(f"unknown training setting(s) {sorted(unknown)}; known: {sorted(fields)}")
-    return TrainConfig(protocol=name, **{**PROTOCOLS[name], **overrides})
+        raise ValueError(f"unknown training setting(s) {sorted(unknown)}; "
+                         f"settings: {sorted(training_options())}")
+    settings = {k: v for k, v in overrides.items() if k in training_options()}
+    others = {k: v for k, v in overrides.items() if k not in settings}
+    try:
+        resolved = resolve_training(name, settings, owner="training")
+    except OptionError as exc:
+        raise ValueError(str(exc)) from exc
+    return TrainConfig(**resolved, **others)
 
 
 def seed_everything(seed: int) -> None:
@@ -201,6 +212,7 @@ class TorchLearner:
         self._best_in_memory: dict | None = None
         self.channels_last = True
         self.batch_size = 32
+        self.precision = "fp32"
 
     # -- helpers
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -213,9 +225,10 @@ class TorchLearner:
         return torch.sigmoid(logits) if self.task == MULTILABEL else torch.softmax(logits, dim=1)
 
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return torch.autocast("cpu", enabled=False)
+        """bfloat16 autocast when the run's precision is ``bf16`` (a training setting, part of
+        the run's identity); ``fp32`` runs in full precision on every device."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.precision == "bf16")
 
     def _batch(self, split: FeatureSplit, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         order = np.sort(idx)  # sorted reads are sequential on a memory map
@@ -250,6 +263,7 @@ class TorchLearner:
         self.device = resolve_device(config.device)
         self.channels_last = config.channels_last
         self.batch_size = config.batch_size
+        self.precision = config.precision
         torch.manual_seed(config.seed)
         self._place(self.device)
         optimizer = torch.optim.Adam(
@@ -261,10 +275,13 @@ class TorchLearner:
             workdir.mkdir(parents=True, exist_ok=True)
             last = workdir / "last.pt"
             if last.exists():
-                ckpt = torch.load(last, map_location=self.device, weights_only=False)
-                self.module.load_state_dict(ckpt["model"])
-                optimizer.load_state_dict(ckpt["optimizer"])
-                state = ckpt["state"]
+                ckpt = load_checkpoint(last, self.device)
+                try:
+                    self.module.load_state_dict(ckpt["model"])
+                    optimizer.load_state_dict(ckpt["optimizer"])
+                    state = ckpt["state"]
+                except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+                    raise unusable_checkpoint(last, exc) from exc
                 _say(f"resuming from epoch {state['epoch'] + 2} (checkpoint {last})"
                      if not state["finished"] and state["epoch"] + 1 < config.max_epochs
                      else f"training already finished (checkpoint {last})")
@@ -335,7 +352,11 @@ class TorchLearner:
                 self._best_in_memory = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
         # Test predictions must come from the selected checkpoint, never the last epoch.
         if workdir is not None and (workdir / "best.pt").exists():
-            self.module.load_state_dict(torch.load(workdir / "best.pt", map_location=self.device)["model"])
+            best = workdir / "best.pt"
+            try:
+                self.module.load_state_dict(load_checkpoint(best, self.device)["model"])
+            except (KeyError, RuntimeError, TypeError) as exc:
+                raise unusable_checkpoint(best, exc) from exc
         elif self._best_in_memory is not None:
             self.module.load_state_dict(self._best_in_memory)
         self.history = state["history"]
@@ -364,7 +385,10 @@ class TorchLearner:
         _atomic_torch_save({"model": self.module.state_dict()}, Path(path))
 
     def load(self, path: Path) -> None:
-        self.module.load_state_dict(torch.load(Path(path), map_location="cpu")["model"])
+        try:
+            self.module.load_state_dict(load_checkpoint(Path(path), torch.device("cpu"))["model"])
+        except (KeyError, RuntimeError, TypeError) as exc:
+            raise unusable_checkpoint(Path(path), exc) from exc
 
     @property
     def n_params(self) -> int:
@@ -372,9 +396,39 @@ class TorchLearner:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    n_bytes = sum(t.numel() * t.element_size() for t in _tensors(obj))
+    with atomic_file(path, needed=n_bytes) as fh:
+        torch.save(obj, fh)
+
+
+def _tensors(obj):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+
+
+def unusable_checkpoint(path: Path, exc: BaseException) -> StateError:
+    return StateError(
+        f"checkpoint {path} cannot be used ({type(exc).__name__}: {str(exc)[:300]}). Delete the "
+        f"folder {path.parent} or pass --restart to train this run from its first epoch")
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict:
+    """A checkpoint written by this trainer, loaded with ``weights_only=True``: tensors and
+    plain values only, so a crafted file cannot run code. Anything else is an error naming the
+    file and the fix."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated zip, a pickle with code, another format
+        raise unusable_checkpoint(path, exc) from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise unusable_checkpoint(path, ValueError("not a checkpoint written by mcbench"))
+    return ckpt
 
 
 def as_learner(built, task: str):

@@ -56,10 +56,10 @@ def test_readme_plugin_is_picked_up_runs_and_table_regenerates(workspace):
     assert result.exit_code == 0, result.output
     assert "| my_cnn" in result.output and "ROC-AUC" in result.output
     (rec,) = records(workspace)
-    assert rec["status"] == "complete" and rec["config"]["model"] == "my_cnn"
+    assert rec["status"] == "complete" and rec["identity"]["model"]["name"] == "my_cnn"
     assert len(rec["history"]) == 2 and rec["n_params"] > 0
     auc = rec["test"]["roc_auc"]["value"]
-    assert 0.0 <= auc <= 1.0 and len(rec["test"]["roc_auc"]["per_label"]) == len(rec["labels"])
+    assert 0.0 <= auc <= 1.0 and len(rec["test"]["roc_auc"]["per_label"]) == len(rec["identity"]["dataset"]["labels"])
     assert (workspace / "results" / "runs" / "synthetic" / rec["scores_path"]).exists()
 
     again = runner.invoke(main, [*args, "run", "--models", "my_cnn", "--epochs", "2", *common_args(workspace)])
@@ -153,7 +153,7 @@ def test_one_failing_model_does_not_stop_the_others(workspace):
     assert result.exit_code == 1
     assert "this model cannot be built" in result.output
     assert "| my_cnn" in result.output
-    statuses = sorted((r["config"]["model"], r["status"]) for r in records(workspace))
+    statuses = sorted((r["identity"]["model"]["name"], r["status"]) for r in records(workspace))
     assert statuses == [("broken_model", "failed"), ("my_cnn", "complete")]
 
 
@@ -162,7 +162,7 @@ def test_unknown_model_and_dataset_messages(workspace):
     r = runner.invoke(main, ["run", "--models", "crnn_ft", "--dataset", "synthetic"])
     assert r.exit_code == 2 and "Did you mean 'crnn_tf'?" in r.output
     r = runner.invoke(main, ["run", "--models", "crnn_tf", "--dataset", "mtat", "--root", str(workspace / "nowhere")])
-    assert r.exit_code == 2 and "README" in r.output
+    assert r.exit_code == 2 and "mcbench datasets mtat" in r.output
 
 
 def test_data_check_and_prepare_on_synthetic(workspace):
@@ -181,11 +181,11 @@ def test_epochs_per_model_win_over_epochs_for_all(workspace):
         "--plugins-dir", str(workspace / "plugins"), "run", "--models", "my_cnn,end_to_end",
         "--epochs", "1", "--epochs", "my_cnn=2", "--batch-size", "end_to_end=4", *common_args(workspace)])
     assert result.exit_code == 0, result.output
-    by_model = {r["config"]["model"]: r for r in records(workspace)}
+    by_model = {r["identity"]["model"]["name"]: r for r in records(workspace)}
     assert len(by_model["my_cnn"]["history"]) == 2
     assert len(by_model["end_to_end"]["history"]) == 1
-    assert by_model["end_to_end"]["config"]["training"]["batch_size"] == 4
-    assert by_model["my_cnn"]["config"]["training"]["max_epochs"] == 2
+    assert by_model["end_to_end"]["identity"]["training"]["batch_size"] == 4
+    assert by_model["my_cnn"]["identity"]["training"]["max_epochs"] == 2
 
     # The same run alone in a fresh results folder: same id, same numbers (the weights are
     # seeded from the run's seed, not from whatever ran before in the process).

@@ -19,7 +19,7 @@ from model_checks import loss_after_steps
 from torch import nn
 from torch.nn import functional as F
 
-from mcbench.specs import MULTICLASS, MULTILABEL
+from mcbench.specs import MULTICLASS, MULTILABEL, OptionError
 
 WAVEFORM = (1, 348_000)  # 29.0 s at 12 kHz
 LOGMEL = (1, 96, 1360)
@@ -220,7 +220,7 @@ def test_plugin_spec_and_build():
     assert isinstance(model, EndToEnd) and count_parameters(model) == 1_700_886
     small = spec.create(WAVEFORM, 10, task=MULTICLASS, variant="original", n_filters=16)
     assert small.cnn.frontend[0].out_channels == 16
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(OptionError, match="unknown option"):
         spec.create(WAVEFORM, 10, task=MULTILABEL, variant="original", stride=128)
 
 

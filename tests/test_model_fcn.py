@@ -24,7 +24,7 @@ from mcbench_plugins.models.impl.layers import (
 from model_checks import loss_after_steps
 from torch import nn
 
-from mcbench.specs import MULTICLASS, MULTILABEL
+from mcbench.specs import MULTICLASS, MULTILABEL, OptionError
 
 DEFAULT = (1, 96, 1360)
 
@@ -271,7 +271,7 @@ def test_plugin_spec_and_build():
     assert isinstance(model, FCN) and count_parameters(model) == 17_296_272
     assert model.cnn.block2[3].stride == (2, 4)  # wang2019 was built, not the default
     assert isinstance(spec.create([1, 96, 1360], 10, task=MULTILABEL), FCN)
-    with pytest.raises(TypeError, match="no options"):
+    with pytest.raises(OptionError, match="its options: none"):
         spec.create(DEFAULT, 10, task=MULTILABEL, variant="original", dropout=0.1)
     with pytest.raises(ValueError, match="unknown task"):
         spec.create(DEFAULT, 10, task="regression", variant="original")

@@ -12,7 +12,7 @@ from mcbench_plugins.models import mfcc_svm as plugin
 from mcbench_plugins.models.impl import mfcc_svm as impl
 from mcbench_plugins.models.impl.mfcc_svm import MfccSvmLearner, clip_features, mfcc_statistics
 
-from mcbench.specs import MULTICLASS, MULTILABEL, FeatureSplit, TrainConfig
+from mcbench.specs import MULTICLASS, MULTILABEL, FeatureSplit, OptionError, TrainConfig
 
 K = 6
 N_MELS = 96
@@ -251,7 +251,7 @@ def test_tagging_is_refused(data):
 
 
 def test_build_checks_options_and_input():
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(OptionError, match="unknown option 'kernel'"):
         plugin.SPEC.create((1, N_MELS, T), K, task=MULTICLASS, kernel="linear")
     with pytest.raises(ValueError, match="log-mel"):
         plugin.SPEC.create((1, 348000), K, task=MULTICLASS)

@@ -19,7 +19,7 @@ from model_checks import loss_after_steps
 from torch import nn
 from torch.nn import functional as F
 
-from mcbench.specs import MULTICLASS, MULTILABEL
+from mcbench.specs import MULTICLASS, MULTILABEL, OptionError
 
 DEFAULT = (1, 96, 1360)
 
@@ -233,7 +233,7 @@ def test_plugin_spec_and_build():
     model = spec.create(DEFAULT, 16, task=MULTICLASS, variant="wang2019")
     assert isinstance(model, TimbreCNN) and count_parameters(model) == 1_820_040
     assert count_parameters(spec.create(DEFAULT, 16, task=MULTILABEL)) == 303_667
-    with pytest.raises(TypeError, match="no options"):
+    with pytest.raises(OptionError, match="its options: none"):
         spec.create(DEFAULT, 10, task=MULTILABEL, variant="original", width=3)
     with pytest.raises(ValueError, match="unknown task"):
         spec.create(DEFAULT, 10, task="ranking", variant="original")

@@ -1,4 +1,4 @@
-"""Comparison tables (mcbench.tables) rendered from schema-v1 records, with hand-checked cells.
+"""Comparison tables (mcbench.tables) rendered from run records, with hand-checked cells.
 
 The fixture table (dataset ``synthetic``, protocol ``fixed``):
 
@@ -18,80 +18,18 @@ std of (.90, .91, .93) with ddof=1 is sqrt(7/30000) = 0.015275; of (.50, .52, .5
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import subprocess
 import sys
 
 import pytest
+from record_factory import make_record, write_record
 
-from mcbench import results
-from mcbench.results import RecordWarning
+from mcbench.aggregate import aggregate
+from mcbench.records import validate
+from mcbench.storage import RecordWarning
 from mcbench.tables import NoRunsError, render_table, table_for
-
-#: key -> (display name, order, higher_is_better, headline); name order ≠ `order` on purpose.
-METRICS = {
-    "roc_auc": ("ROC-AUC", 10, True, True),
-    "recall_at_3": ("Recall@3", 23, True, True),
-    "log_loss": ("Log loss", 95, False, True),
-    "pr_auc": ("PR-AUC", 90, True, False),
-}
-
-
-def make_record(model, variant, seed, values, *, dataset="synthetic", protocol="fixed", split="A"):
-    """A complete schema-v1 record with the given test metric values."""
-    config = {
-        "model": model,
-        "variant": variant,
-        "model_params": {},
-        "dataset": dataset,
-        "protocol": protocol,
-        "fold": None,
-        "dataset_params": {},
-        "frontend": {"name": "logmel", "sample_rate": 12000},
-        "training": {"protocol": "paper", "max_epochs": 8},
-        "seed": seed,
-        "select_metric": "roc_auc",
-    }
-    rid = results.run_id(config)
-    return {
-        "schema_version": 1,
-        "run_id": rid,
-        "status": "complete",
-        "created": f"2026-11-24T23:{seed:02d}:00+00:00",
-        "finished": f"2026-11-24T23:{seed:02d}:30+00:00",
-        "config": config,
-        "device": "cpu",
-        "task": "multilabel",
-        "labels": ["guitar", "piano"],
-        "split": {
-            "fingerprint": {
-                s: hashlib.sha256(f"{dataset}{split}{s}".encode()).hexdigest()[:16]
-                for s in ("train", "valid", "test")
-            },
-            "sizes": {"train": 10, "valid": 4, "test": 4},
-            "n_dropped": 0,
-            "dropped": [],
-            "notes": {},
-        },
-        "history": [],
-        "selected_epoch": 0,
-        "n_params": None,
-        "test": {
-            key: {
-                "name": METRICS[key][0],
-                "value": value,
-                "higher_is_better": METRICS[key][2],
-                "headline": METRICS[key][3],
-                "order": METRICS[key][1],
-                "per_label": None,
-                "extra": {},
-            }
-            for key, value in values.items()
-        },
-        "scores_path": f"{rid}.scores.npz",
-    }
 
 
 def fixture_records():
@@ -120,9 +58,13 @@ def fixture_records():
     return crnn_tf + [fcn, crnn]
 
 
+def agg(objs):
+    return aggregate([validate(o) for o in objs])
+
+
 @pytest.fixture
 def rows():
-    return results.aggregate(fixture_records())
+    return agg(fixture_records())
 
 
 def cells(text: str, sep: str = "|") -> dict[str, list[str]]:
@@ -239,7 +181,7 @@ def test_lower_is_better_tie_and_best_per_table_only():
         make_record("fcn", "default", 0, {"roc_auc": 0.80, "log_loss": 0.40}, dataset="gtzan"),
         make_record("crnn", "default", 0, {"roc_auc": 0.70, "log_loss": 0.40}, dataset="gtzan"),
     ]
-    text = render_table(results.aggregate(records), fmt="markdown")
+    text = render_table(agg(records), fmt="markdown")
     gtzan, synthetic = text.split("### synthetic (protocol: fixed)")
     assert gtzan.startswith("### gtzan (protocol: fixed)")
     # In gtzan 0.80 is the best ROC-AUC although synthetic has higher values; log loss ties.
@@ -247,7 +189,7 @@ def test_lower_is_better_tie_and_best_per_table_only():
     assert cells(gtzan)["crnn"] == ["0.7000", "**0.4000**", "1"]
     assert cells(synthetic)["fcn"] == ["**0.9200**", "**0.5500**", "**0.2500**", "1"]
     # One CSV holds both tables, told apart by the dataset column.
-    table = list(csv.DictReader(io.StringIO(render_table(results.aggregate(records), fmt="csv"))))
+    table = list(csv.DictReader(io.StringIO(render_table(agg(records), fmt="csv"))))
     assert [(r["Dataset"], r["Model"]) for r in table][:2] == [("gtzan", "crnn"), ("gtzan", "fcn")]
     assert table[0]["Recall@3"] == ""
 
@@ -257,7 +199,7 @@ def test_single_row_and_partial_metric_counts():
         make_record("fcn", "default", 0, {"roc_auc": 0.80, "log_loss": None}),
         make_record("fcn", "default", 1, {"roc_auc": 0.90, "log_loss": 0.40}),
     ]
-    text = render_table(results.aggregate(records), fmt="plain")
+    text = render_table(agg(records), fmt="plain")
     # One row: nothing to compare, so nothing is marked; log loss exists for one run of two.
     assert "*" not in text
     assert "0.4000 (n=1)" in text and "0.8500 ± 0.0707" in text
@@ -270,18 +212,17 @@ def test_render_table_rejects_unknown_format(rows):
 
 def test_table_for_reads_stored_records(tmp_path):
     for record in fixture_records():
-        path = results.record_path(tmp_path, "synthetic", record["run_id"])
-        results.atomic_write_json(path, record)
+        write_record(tmp_path, record)
     text = table_for(tmp_path, "synthetic")
-    assert text == render_table(results.aggregate(fixture_records()), fmt="markdown")
+    assert text == render_table(agg(fixture_records()), fmt="markdown")
     assert "Note:" not in text
     # Another split of the same data appears as its own row, with a note under the table.
     other = make_record("fcn", "default", 5, {"roc_auc": 0.5}, split="B")
-    results.atomic_write_json(results.record_path(tmp_path, "synthetic", other["run_id"]), other)
+    write_record(tmp_path, other)
     text = table_for(tmp_path, fmt="plain")
-    assert text.count("fcn [split ") == 2
-    assert "Note: synthetic/fixed: fcn: runs on 2 different splits" in text
-    with pytest.warns(RecordWarning, match="different splits"):
+    assert text.count("fcn [data ") == 2
+    assert "Note: synthetic/fixed: fcn: runs on 2 different versions of the data" in text
+    with pytest.warns(RecordWarning, match="different versions of the data"):
         csv_text = table_for(tmp_path, fmt="csv")
     assert "Note" not in csv_text
     # A corrupt file is skipped with a warning, the table still renders.
@@ -302,9 +243,7 @@ def test_table_for_without_runs_says_what_to_do(tmp_path):
 
 def test_tables_never_import_torch(tmp_path):
     for record in fixture_records():
-        results.atomic_write_json(
-            results.record_path(tmp_path, "synthetic", record["run_id"]), record
-        )
+        write_record(tmp_path, record)
     code = (
         "import json, sys\n"
         "from mcbench.tables import table_for\n"
@@ -324,5 +263,5 @@ def test_numbers_keep_their_digits_in_all_numeric_columns():
         make_record("crnn", "default", 0, {"roc_auc": 0.85}),
     ]
     for fmt in ("markdown", "plain"):
-        text = render_table(results.aggregate(records), fmt=fmt, bold_best=False)
+        text = render_table(agg(records), fmt=fmt, bold_best=False)
         assert "0.9000" in text and "0.8500" in text, fmt

@@ -7,7 +7,7 @@ built, so listing plugins stays cheap.
 from __future__ import annotations
 
 from mcbench import hookimpl
-from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec
+from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec, Option
 
 from ._lazy import lazy_build
 
@@ -29,10 +29,12 @@ SPEC = ModelSpec(
         "Classification', ICASSP 2017 (keunwoochoi/music-auto_tagging-keras music_tagger_crnn.py)"
     ),
     options={
-        "keras_gru": "False: nn.GRU; True: Keras GRU semantics (reset_after=False, hard sigmoid, one bias)",
-        "units": "hidden size of both GRUs (default 32)",
-        "dropout": "dropout before the output layer (default 0.3)",
-        "conv_dropout": "dropout after every pool (default 0.1 for original, 0 for wang2019)",
+        "keras_gru": Option(bool, False, "GRUs with Keras semantics (reset_after=False, Keras "
+                            "2's hard sigmoid 0.2x+0.5, one bias) instead of torch's nn.GRU"),
+        "units": Option(int, 32, "hidden size of both GRUs", minimum=1),
+        "dropout": Option(float, 0.3, "dropout before the output layer", minimum=0.0, maximum=0.999),
+        "conv_dropout": Option(float, variant_defaults={"original": 0.1, "wang2019": 0.0},
+                               help="dropout after every pool", minimum=0.0, maximum=0.999),
     },
 )
 

@@ -1,4 +1,4 @@
-"""Plugin ``crnn_tf``: the paper's CRNN-TF (Wang et al., IJCNN 2019; models.md §2).
+"""Plugin ``crnn_tf``: the paper's CRNN-TF (Wang et al., IJCNN 2019, Sec. III).
 
 Registration only; the torch code lives in ``impl/crnn_tf.py`` and is imported when a model is
 built, so listing plugins stays cheap.
@@ -7,9 +7,13 @@ built, so listing plugins stays cheap.
 from __future__ import annotations
 
 from mcbench import hookimpl
-from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec
+from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec, Option
 
 from ._lazy import lazy_build
+from .impl.scans import resolve_scans
+
+#: The recurrent blocks ``impl.recurrent.make_recurrent`` builds (a test keeps the two equal).
+CELLS = ("grid_lstm", "gru", "lstm")
 
 build = lazy_build("mcbench_plugins.models.impl.crnn_tf:build_crnn_tf")
 
@@ -29,13 +33,18 @@ SPEC = ModelSpec(
         "Dependencies in Both Time and Frequency Dimensions', IJCNN 2019"
     ),
     options={
-        "cell": "recurrent block per scan: grid_lstm (paper default), gru (wang2019 default, its only choice), lstm",
-        "keras_gru": "False: nn.GRU; True: Keras GRU semantics (reset_after=False, hard sigmoid, one bias)",
-        "scans": "all (default), a group A_rc/B_rc/C_rc/D_rc/ABCD_r/ABCD_c, or scans from "
-        "Ar,Ac,Br,Bc,Cr,Cc,Dr,Dc (list or comma-separated); kept in eq. (1) order",
-        "raster": "False: one map row/column per step (6 × 768); True: one map cell per step (36 × 128)",
-        "dropout": "dropout on the concatenated scan outputs (default 0.5)",
-        "units": "hidden size of each recurrent block (default 32)",
+        "cell": Option(str, variant_defaults={"paper": "grid_lstm", "wang2019": "gru"},
+                       choices=CELLS, help="recurrent block per scan (wang2019 takes gru only)"),
+        "keras_gru": Option(bool, False, "GRUs with Keras semantics (reset_after=False, Keras "
+                            "2's hard sigmoid 0.2x+0.5, one bias) instead of torch's nn.GRU"),
+        "scans": Option(str, ("all",), multiple=True, normalize=resolve_scans,
+                        help="all, a Fig. 5 group (A_rc, B_rc, C_rc, D_rc, ABCD_r, ABCD_c) or "
+                             "scans from Ar,Ac,Br,Bc,Cr,Cc,Dr,Dc; kept in eq. (1) order"),
+        "raster": Option(bool, False, "one map cell per step (36 x 128) instead of one "
+                         "row/column per step (6 x 768)"),
+        "dropout": Option(float, 0.5, "dropout on the concatenated scan outputs",
+                          minimum=0.0, maximum=0.999),
+        "units": Option(int, 32, "hidden size of each recurrent block", minimum=1),
     },
 )
 

@@ -8,7 +8,7 @@ variant reads the waveform front end, ``wang2019`` the log-mel one.
 from __future__ import annotations
 
 from mcbench import hookimpl
-from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec
+from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec, Option
 
 from ._lazy import lazy_build
 
@@ -30,8 +30,10 @@ SPEC = ModelSpec(
         "variant wang2019: Wang et al., IJCNN 2019 (FishInMedi/CRNN-TF)"
     ),
     options={
-        "n_filters": "filters of the strided waveform conv (original only; default 128)",
-        "frame": "length = stride of the strided waveform conv, in samples (original only; default 256)",
+        "n_filters": Option(int, 128, "filters of the strided waveform convolution", minimum=1,
+                            variants=("original",)),
+        "frame": Option(int, 256, "length and stride of the strided waveform convolution, in "
+                        "samples", minimum=1, variants=("original",)),
     },
 )
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mcbench import hookimpl
-from mcbench.specs import MULTICLASS, ModelSpec
+from mcbench.specs import MULTICLASS, ModelSpec, Option
 
 #: ``librosa.feature.delta`` width; mirrors ``impl.mfcc_svm.DELTA_WIDTH`` (checked by the tests).
 DELTA_WIDTH = 9
@@ -59,12 +59,14 @@ SPEC = ModelSpec(
         "tasks', ISMIR 2017 (the paper's reference [16]): the MFCC baseline (20 MFCCs, deltas, "
         "mean and std over time); classifier after the usual MFCC + RBF-SVM genre convention"
     ),
+    backend="sklearn",
     options={
-        "C": "SVC regularisation C (default 1.0)",
-        "gamma": "RBF kernel width: 'scale' (default), 'auto' or a positive number",
-        "delta_order": "1 (default): MFCC + delta, 80 dims; 2: + delta-delta, 120 dims (Choi et al. 2017); "
-                       "0: MFCC only, 40 dims",
-        "n_mfcc": "number of MFCCs kept, coefficients 0..n_mfcc-1 (default 20)",
+        "C": Option(float, 1.0, "SVC regularisation C", minimum=1e-12),
+        "gamma": Option((float, str), "scale", "RBF kernel width: 'scale', 'auto' or a positive "
+                        "number", choices=("scale", "auto"), minimum=1e-12),
+        "delta_order": Option(int, 1, "1: MFCC + delta, 80 dims; 2: + delta-delta, 120 dims "
+                              "(Choi et al. 2017); 0: MFCC only, 40 dims", choices=(0, 1, 2)),
+        "n_mfcc": Option(int, 20, "number of MFCCs kept, coefficients 0..n_mfcc-1", minimum=1),
     },
 )
 

@@ -23,22 +23,10 @@ from torch import nn
 
 from .layers import conv_block, keras_init_, require_min_length, tf_same_out
 from .recurrent import RECURRENT_CELLS, make_recurrent
+from .scans import SCAN_GROUPS, SCANS, resolve_scans  # noqa: F401 (re-exported)
 
 MODEL = "crnn_tf"
 VARIANTS = ("paper", "wang2019")
-
-#: The eight scans in the concatenation order of eq. (1).
-SCANS = ("Ar", "Ac", "Br", "Bc", "Cr", "Cc", "Dr", "Dc")
-#: Named subsets of the Fig. 5 ablation (models.md §2.7).
-SCAN_GROUPS = {
-    "A_rc": ("Ar", "Ac"),
-    "B_rc": ("Br", "Bc"),
-    "C_rc": ("Cr", "Cc"),
-    "D_rc": ("Dr", "Dc"),
-    "ABCD_r": ("Ar", "Br", "Cr", "Dr"),
-    "ABCD_c": ("Ac", "Bc", "Cc", "Dc"),
-    "all": SCANS,
-}
 
 #: CNN of models.md §2.2: (channels, pool) per block; conv 3×3 same → BN → ELU → pool same.
 CNN_CHANNELS = (64, 128, 128, 128)
@@ -46,28 +34,6 @@ CNN_POOL = (2, 4)
 
 #: Width of the hidden dense layer of the ``wang2019`` head.
 WANG2019_DENSE = 64
-
-
-def resolve_scans(scans: str | Iterable[str] = "all") -> tuple[str, ...]:
-    """Normalise the ``scans`` option to scan names in eq. (1) order (models.md §2.7).
-
-    Accepts ``"all"``, a group name (``"A_rc"``, ``"ABCD_r"``…), a scan name, a comma-separated
-    string of any of these, or a list. Names are matched case-insensitively; duplicates collapse.
-    """
-    tokens = [t.strip() for t in scans.split(",")] if isinstance(scans, str) else list(scans)
-    lookup = {name.lower(): (name,) for name in SCANS}
-    lookup.update({name.lower(): members for name, members in SCAN_GROUPS.items()})
-    chosen: set[str] = set()
-    for token in tokens:
-        if not isinstance(token, str) or token.strip().lower() not in lookup:
-            raise ValueError(
-                f"unknown scan {token!r}; use 'all', a group {list(SCAN_GROUPS)[:-1]}, "
-                f"or any of {list(SCANS)} (a list or a comma-separated string)"
-            )
-        chosen.update(lookup[token.strip().lower()])
-    if not chosen:
-        raise ValueError(f"scans must name at least one of {list(SCANS)}")
-    return tuple(s for s in SCANS if s in chosen)
 
 
 def scan_sequence(feature_map: torch.Tensor, scan: str, raster: bool = False) -> torch.Tensor:

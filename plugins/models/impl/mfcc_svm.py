@@ -34,8 +34,6 @@ chunks of :attr:`MfccSvmLearner.chunk_size` clips, so only one chunk is in memor
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -98,7 +96,7 @@ def clip_features(x: np.ndarray, n_mfcc: int = 20, delta_order: int = 1,
 
 
 class MfccSvmLearner:
-    """The ``mfcc_svm`` learner: fit/predict/save/load around a scikit-learn pipeline (§7).
+    """The ``mfcc_svm`` learner: fit/predict/save/load around a scikit-learn pipeline.
 
     Not a torch model: the harness uses it through the :class:`mcbench.specs.Learner` protocol.
     It has no epochs (``selected_epoch`` is ``None``) and no parameter count in the torch sense
@@ -135,6 +133,8 @@ class MfccSvmLearner:
         self.svc_: Any = None
         self.classes_: np.ndarray | None = None
         self.absent_score_: float | None = None
+        self.train_features_: np.ndarray | None = None
+        self.train_y_: np.ndarray | None = None
         self.history: list[dict] = []
 
     # -- helpers
@@ -165,9 +165,6 @@ class MfccSvmLearner:
 
         One history entry; the SVC is deterministic, so ``config.seed`` plays no part.
         """
-        from sklearn.preprocessing import StandardScaler
-        from sklearn.svm import SVC
-
         for split in (train, valid):
             if split.task != MULTICLASS:
                 raise ValueError(f"mfcc_svm is a single-label (genre) model; split {split.name!r} "
@@ -183,13 +180,7 @@ class MfccSvmLearner:
                              "an SVM needs at least two")
         t0 = time.perf_counter()
         feats = self.features(train)
-        scaler = StandardScaler().fit(feats)
-        svc = SVC(kernel="rbf", C=self.C, gamma=self.gamma, decision_function_shape="ovr",
-                  break_ties=True)
-        svc.fit(scaler.transform(feats), y)
-        self.scaler_, self.svc_ = scaler, svc
-        self.classes_ = svc.classes_.astype(np.int64)
-        self.absent_score_ = -(1.0 + float(np.abs(svc.dual_coef_).sum()) + float(np.abs(svc.intercept_).sum()))
+        svc = self._fit_features(feats, y)
         fit_s = time.perf_counter() - t0
 
         entry: dict[str, Any] = {
@@ -212,6 +203,22 @@ class MfccSvmLearner:
         self.history = [entry]
         return self.history
 
+    def _fit_features(self, feats: np.ndarray, y: np.ndarray):
+        """Fit scaler and SVC on clip features; keeps them, so :meth:`save` needs no pickle."""
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC
+
+        scaler = StandardScaler().fit(feats)
+        svc = SVC(kernel="rbf", C=self.C, gamma=self.gamma, decision_function_shape="ovr",
+                  break_ties=True)
+        svc.fit(scaler.transform(feats), y)
+        self.scaler_, self.svc_ = scaler, svc
+        self.classes_ = svc.classes_.astype(np.int64)
+        self.absent_score_ = -(1.0 + float(np.abs(svc.dual_coef_).sum()) + float(np.abs(svc.intercept_).sum()))
+        self.train_features_ = np.asarray(feats, dtype=np.float64)
+        self.train_y_ = np.asarray(y, dtype=np.int64)
+        return svc
+
     def predict(self, split: FeatureSplit) -> np.ndarray:
         """``(N, K)`` SVC decision scores (higher = more likely); argmax equals ``SVC.predict``."""
         if self.svc_ is None:
@@ -221,33 +228,36 @@ class MfccSvmLearner:
         return self._scores(self.features(split))
 
     def save(self, path: Path) -> None:
-        """Write scaler, SVC and settings with joblib, atomically (temporary file, then rename)."""
-        import joblib
+        """Write the training features, targets and settings as ``.npz`` (no pickle), atomically.
+
+        The SVC is deterministic, so :meth:`load` refits it from exactly these arrays and gets
+        the same model; a file that needs unpickling could run code when loaded.
+        """
+        import io
+        import json
+
+        from mcbench.storage import atomic_write_bytes
 
         if self.svc_ is None:
             raise RuntimeError("mfcc_svm: nothing to save before fit()")
-        path = Path(path)
-        state = {"format": FILE_FORMAT, "settings": self.settings(), "scaler": self.scaler_,
-                 "svc": self.svc_, "classes": self.classes_, "absent_score": self.absent_score_}
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            joblib.dump(state, tmp)
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buf = io.BytesIO()
+        np.savez(buf, format=np.asarray(FILE_FORMAT), settings=np.asarray(json.dumps(self.settings())),
+                 features=self.train_features_, y=self.train_y_)
+        atomic_write_bytes(Path(path), buf.getvalue())
 
     def load(self, path: Path) -> None:
         """Restore a file written by :meth:`save`; its settings must equal this learner's."""
-        import joblib
+        import json
 
-        state = joblib.load(Path(path))
-        if not isinstance(state, dict) or state.get("format") != FILE_FORMAT:
-            raise ValueError(f"{path} is not a saved mfcc_svm model ({FILE_FORMAT})")
-        if state["settings"] != self.settings():
-            raise ValueError(f"{path} was saved with settings {state['settings']}, "
+        try:
+            with np.load(Path(path), allow_pickle=False) as npz:
+                if "format" not in npz.files or str(npz["format"]) != FILE_FORMAT:
+                    raise ValueError("no mcbench.mfcc_svm format marker")
+                settings = json.loads(str(npz["settings"]))
+                features, y = np.asarray(npz["features"]), np.asarray(npz["y"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"{path} is not a saved mfcc_svm model ({FILE_FORMAT}): {exc}") from exc
+        if settings != json.loads(json.dumps(self.settings())):
+            raise ValueError(f"{path} was saved with settings {settings}, "
                              f"this learner has {self.settings()}")
-        self.scaler_, self.svc_ = state["scaler"], state["svc"]
-        self.classes_ = np.asarray(state["classes"], dtype=np.int64)
-        self.absent_score_ = float(state["absent_score"])
+        self._fit_features(features, y)
