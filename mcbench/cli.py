@@ -628,16 +628,19 @@ def data_prepare(ctx: Context, dataset, root, data_dir, frontends, protocol, cac
     from .datacmd import prepare_dataset
 
     try:
-        prepare_dataset(ctx.registry, dataset, root, data_dir, cache_dir,
-                        frontends=[f.strip() for f in frontends.split(",") if f.strip()],
-                        protocol=protocol, workers=workers,
-                        params=_parse_assignments(dataset_params, "--dataset-param", scoped=False),
-                        echo=click.echo)
+        prepared = prepare_dataset(
+            ctx.registry, dataset, root, data_dir, cache_dir,
+            frontends=[f.strip() for f in frontends.split(",") if f.strip()],
+            protocol=protocol, workers=workers,
+            params=_parse_assignments(dataset_params, "--dataset-param", scoped=False),
+            echo=click.echo)
     except (DatasetError, PluginError, ValueError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         click.echo("\nstopped; run the same command again to resume.", err=True)
         sys.exit(130)
+    # 1: a split is left without a usable clip (the status line says which and why)
+    sys.exit(0 if prepared.ok else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

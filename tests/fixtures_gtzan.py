@@ -1,7 +1,7 @@
-"""Builders of miniature GTZAN roots in each of the four real layouts (datasets.md §4.1, §7).
+"""Builders of miniature GTZAN roots in each of the four real layouts.
 
-Clips are 22,050 Hz mono 16-bit PCM like GTZAN's; a few are about 30 s long (GTZAN clips are
-30.0 s or slightly shorter), the rest are short to keep the fixture small. Optional quirks: the
+Clips are 22,050 Hz mono 16-bit PCM like GTZAN's, 30.0 s long or slightly shorter as GTZAN's are;
+layout tests that never read the audio may ask for 1-s clips instead. Optional quirks: the
 Kaggle copy's non-RIFF ``jazz.00054.wav``, a macOS ``._blues.00000.wav`` AppleDouble stub, the
 Kaggle extras (``images_original/``, feature CSVs).
 """
@@ -55,14 +55,14 @@ def build_gtzan(
     numbers: Sequence[int] = (0, 1, 2),
     genres: Sequence[str] = GENRES,
     broken_jazz: bool = False,
-    full_length: Sequence[int] = (0,),
+    full_length: Sequence[int] | None = None,
     appledouble: bool = True,
     extra: Sequence[str] = (),
 ) -> GtzanFixture:
     """Write ``<genre>.000NN`` for every genre and NN in ``numbers`` in ``layout``.
 
-    Clips numbered in ``full_length`` last 30.0 s (blues, classical…) or 29.98 s (every other
-    genre: slightly shorter, as some real clips are); the others last 1 s. ``extra`` names more
+    Clips numbered in ``full_length`` (default: all) last 30.0 s (blues, classical…) or 29.98 s
+    (every other genre: slightly shorter, as some real clips are); the others last 1 s. ``extra`` names more
     ids to write (same length rule). ``broken_jazz`` adds ``jazz.00054.wav`` holding bytes that are not
     RIFF (the Kaggle copy's broken file).
     """
@@ -75,7 +75,8 @@ def build_gtzan(
     wanted += [(genres.index(i.split(".")[0]), i.split(".")[0], int(i.split(".")[1])) for i in extra]
     for g, genre, n in wanted:
         track_id = f"{genre}.{n:05d}"
-        secs = (30.0 if g % 2 == 0 else 29.98) if n in full_length else 1.0
+        full = full_length is None or n in full_length
+        secs = (30.0 if g % 2 == 0 else 29.98) if full else 1.0
         path = base / genre / f"{track_id}{suffix}"
         write_clip(path, secs, fmt, freq=110.0 * (1 + g))
         files[track_id] = path

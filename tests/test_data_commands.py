@@ -1,5 +1,4 @@
-"""`mcbench data check` / `data prepare` on a faithful MTAT fixture with faults (issue: real
-datasets). The commands go through the dataset contract only; nothing here is MTAT-specific
+"""`mcbench data check` / `data prepare` on a faithful MTAT fixture with faults. The commands go through the dataset contract only; nothing here is MTAT-specific
 in the CLI."""
 
 from __future__ import annotations
@@ -15,12 +14,23 @@ from mcbench.cli import main
 def test_check_and_prepare_report_every_fault(tmp_path, shared_dir):
     fx = build_mtat(tmp_path, shared_dir)
     runner = CliRunner()
-    check = runner.invoke(main, ["data", "check", "mtat", "--root", str(fx.root)])
+    data_dir = tmp_path / "data"
+    check = runner.invoke(main, ["data", "check", "mtat", "--root", str(fx.root),
+                                 "--data-dir", str(data_dir)])
     assert check.exit_code == 1, check.output  # faults present
     out = check.output
     for role in ("bad_missing", "bad_empty", "train_not_audio", "train_short"):
         assert fx.role[role] in out, (role, out)
-    assert "status:" in out and "problem(s)" in out
+    # grouped by kind, each with its decision; the full list in the report file
+    assert "  not readable as audio: 1 (clip(s) skipped)" in out
+    assert "  too short: 1 (clip(s) skipped)" in out
+    report_file = data_dir / ".cache" / "features" / "mtat" / "check-report.json"
+    assert f"report: {report_file.absolute()}" in out
+    checked = json.loads(report_file.read_text())
+    assert {p["id"]: p["kind"] for p in checked["problems"]} == {
+        fx.role["train_not_audio"]: "not readable as audio", fx.role["train_short"]: "too short"}
+    assert out.strip().splitlines()[-1].startswith(
+        "status: 2 problem(s); these clips will be skipped: 1 not readable as audio, 1 too short.")
 
     cache = tmp_path / "cache"
     # the real top-50 list (the fixture alone has too few tagged clips to rank 50 tags)
@@ -35,6 +45,9 @@ def test_check_and_prepare_report_every_fault(tmp_path, shared_dir):
                                                   "valid_no_tags")}
     assert fx.role["train_28_8"] not in skipped and fx.role["train_normal"] not in skipped
     assert "decoded 5.0" in skipped[fx.role["train_short"]]["reason"]
+    assert skipped[fx.role["train_short"]]["kind"] == "too short"
+    assert skipped[fx.role["train_not_audio"]]["kind"] == "not readable as audio"
+    assert skipped[fx.role["bad_corrupt"]]["kind"] == "known bad clip"
     assert report["split_sizes"]["logmel"] == {"train": 2, "valid": 1, "test": 3}
     # a second prepare reuses the cache and reports the same
     again = runner.invoke(main, args)

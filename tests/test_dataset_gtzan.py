@@ -1,4 +1,4 @@
-"""The GTZAN plugin: layouts, the cv10 and filtered protocols, health checks (datasets.md §4)."""
+"""The GTZAN plugin: layouts, the cv10 and filtered protocols, health checks."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from mcbench_plugins.datasets.gtzan import (
     read_split_list,
 )
 
-from mcbench.specs import DatasetError
+from mcbench.specs import DatasetError, OptionError
 
 IDS = canonical_ids()
 LABELS = [GENRES.index(i.split(".")[0]) for i in IDS]
@@ -107,7 +107,7 @@ def test_cv10_partition(wav_root):
     part = load_gtzan_partition(wav_root.root, fold=3, seed=0)
     folds = cv_folds(IDS, LABELS, seed=0)
     assert part.dataset == "gtzan" and part.protocol == "cv10" and part.fold == 3
-    assert part.labels == list(GENRES) and part.min_seconds == 0.0
+    assert part.labels == list(GENRES) and part.min_seconds == 28.5
     assert part.notes["seed"] == 0 and part.notes["folds"] == folds
     assert (part.notes["test_fold"], part.notes["valid_fold"]) == (3, 4)
     present = set(wav_root.files)
@@ -157,7 +157,7 @@ def test_cv10_options(wav_root):
     assert default.protocol == "cv10" and default.fold == 0 and default.notes["seed"] == 0
     seeded = gtzan.tracks(wav_root.root, "cv10", 0, seed="7")
     assert seeded.notes["seed"] == 7 and seeded.notes["folds"] == cv_folds(IDS, LABELS, seed=7)
-    with pytest.raises(DatasetError, match="unknown option"):
+    with pytest.raises(OptionError, match="unknown option 'sed' \\(did you mean 'seed'\\?\\)"):
         gtzan.tracks(wav_root.root, fold=0, sed=1)
 
 
@@ -246,29 +246,38 @@ def test_check_reports_layout_problems_and_lengths(kaggle_root):
     assert report.n_listed == 1000 and report.n_found == 31
     problems = {d.id: d for d in report.problems}
     assert problems["jazz.00054"].reason.startswith("not readable as audio")
-    assert problems["rock.00099"].reason == "no audio file in the layout found"
+    assert problems["rock.00099"].reason == (
+        f"no audio file for rock.00099 in the layout found (Data/genres_original/<genre>/*.wav) "
+        f"under {kaggle_root.root.resolve()}")
+    assert {(p.kind, p.effect) for p in report.problems} == {
+        ("missing", "skip"), ("not readable as audio", "skip")}
     assert len(problems) == 1000 - 30
     assert report.stats["sample_rates"] == {"22050": 30} and report.stats["channels"] == {"1": 30}
     assert report.stats["formats"] == {"WAV": 30}
     durations = report.stats["durations"]
-    assert durations["min"] == pytest.approx(1.0) and durations["max"] == pytest.approx(30.0)
+    assert durations["min"] == pytest.approx(29.98) and durations["max"] == pytest.approx(30.0)
+    assert any("less than 28.5 s of audio are skipped" in n for n in report.notes)
     assert any("no filtered-protocol lists" in n for n in report.notes)
 
 
 def test_check_au_layout_and_sample_rate(tmp_path):
-    fx = build_gtzan(tmp_path, "au", numbers=range(100), genres=("blues",), full_length=(0, 1))
-    report = check_gtzan(fx.root, genres=("blues",), progress=False)
+    fx = build_gtzan(tmp_path, "au", numbers=range(10), genres=("blues",))
+    report = check_gtzan(fx.root, genres=("blues",), n_per_genre=10, progress=False)
     assert report.layout == "genres/<genre>/*.au" and report.ok
-    assert report.n_found == 100 and report.stats["formats"] == {"AU": 100}
+    assert report.n_found == 10 and report.stats["formats"] == {"AU": 10}
     assert report.stats["durations"]["max"] == pytest.approx(30.0)
+    import numpy as np
     import soundfile as sf
 
+    # Another sample rate is resampled like every clip: a note, not a problem.
     resampled = fx.files["blues.00005"]
-    sf.write(str(resampled), [0.0] * 16000, 16000, format="AU", subtype="PCM_16")
-    report = check_gtzan(fx.root, genres=("blues",), progress=False)
-    assert [(d.id, d.reason) for d in report.problems] == [
-        ("blues.00005", "sample rate 16000 Hz, expected 22050 Hz")
-    ]
+    sf.write(str(resampled), np.zeros(16000 * 29), 16000, format="AU", subtype="PCM_16")
+    report = check_gtzan(fx.root, genres=("blues",), n_per_genre=10, progress=False)
+    assert report.ok and report.problems == []
+    assert any(n.startswith("1 clip(s) are not at 22050 Hz (16000 Hz; e.g. blues.00005)")
+               for n in report.notes)
+    part = load_gtzan_partition(fx.root, genres=("blues",), n_per_genre=10)
+    assert "blues.00005" in {i for s in part.splits.values() for i in s.ids}
 
 
 def test_missing_root_points_at_the_readme(tmp_path):

@@ -1,4 +1,4 @@
-"""The MTAT plugin against faithful miniature roots and the real public metadata (datasets.md §2)."""
+"""The MTAT plugin against faithful miniature roots and the real public metadata."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from mcbench_plugins.datasets.mtat import (
 )
 
 from mcbench.audio import AudioError, decode, load_clip
-from mcbench.specs import DatasetError
+from mcbench.specs import DatasetError, OptionError
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +106,22 @@ def test_malformed_rows_name_file_and_line(tmp_path):
     with pytest.raises(DatasetError, match=r"line 3: clip_id '2' already on line 2"):
         read_annotations(dup)
     comma = _write_raw(tmp_path / "comma.csv", ["clip_id,guitar,rock,mp3_path", "2,1,0,f/x.mp3"])
-    with pytest.raises(DatasetError, match=r"comma\.csv, line 1: expected a tab-separated header"):
+    with pytest.raises(DatasetError, match=r"comma\.csv is not tab-separated: its first line has "
+                       r"no tab but 3 commas\. MTAT's annotations_final\.csv is tab-separated"):
         read_annotations(comma)
+    # The real file re-saved with commas (every field still quoted): same answer, not the csv
+    # module's "'\t' expected after '\"'".
+    quoted = _write_raw(tmp_path / "quoted.csv", [header.replace("\t", ","), ok.replace("\t", ",")])
+    with pytest.raises(DatasetError, match=r"quoted\.csv is not tab-separated") as info:
+        read_annotations(quoted)
+    assert "expected after" not in str(info.value)
+    only_header = _write_raw(tmp_path / "header.csv", [header, ""])
+    with pytest.raises(DatasetError, match=r"header\.csv lists no clips: it holds only the header"):
+        read_annotations(only_header)
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(f"{header}\r\n{ok}\r\n".encode() + '"6"\t"1"\t"0"\t"f/caf\u00e9.mp3"\r\n'.encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"latin1\.csv, line 3: not UTF-8 text \(byte 0xe9\)"):
+        read_annotations(latin1)
     # A byte-order mark does not hide the header.
     bom = tmp_path / "bom.csv"
     bom.write_bytes(b"\xef\xbb\xbf" + f"{header}\r\n{ok}\r\n".encode())
@@ -219,13 +233,16 @@ def test_partition_of_the_faithful_fixture(fixture):
         (r["bad_empty"], "known_bad"),
         (r["bad_corrupt"], "known_bad"),
     }
-    assert part.notes["dropped_per_step"] == {"split": 0, "no_top_tags": 2, "known_bad": 3, "missing_audio": 0}
+    assert {(d.step, d.kind, d.effect) for d in part.dropped} == {
+        ("no_top_tags", "no label", "skip"), ("known_bad", "known bad clip", "skip")}
+    assert part.notes["dropped_per_step"] == {
+        "split": 0, "no_top_tags": 2, "known_bad": 3, "path": 0, "missing_audio": 0}
     assert part.notes["rows_per_split"] == {"train": 8, "valid": 2, "test": 3}
     assert part.notes["kept_per_split"] == {"train": 4, "valid": 1, "test": 3}
     assert part.notes["dropped_per_split"] == {
-        "train": {"no_top_tags": 1, "known_bad": 3, "missing_audio": 0},
-        "valid": {"no_top_tags": 1, "known_bad": 0, "missing_audio": 0},
-        "test": {"no_top_tags": 0, "known_bad": 0, "missing_audio": 0},
+        "train": {"no_top_tags": 1, "known_bad": 3, "path": 0, "missing_audio": 0},
+        "valid": {"no_top_tags": 1, "known_bad": 0, "path": 0, "missing_audio": 0},
+        "test": {"no_top_tags": 0, "known_bad": 0, "path": 0, "missing_audio": 0},
     }
     missing = next(d for d in part.dropped if d.id == r["bad_missing"])
     assert missing.path == str(fixture.path(r["bad_missing"]).resolve())
@@ -275,13 +292,18 @@ def test_check_reports_every_problem(fixture):
     report = check_mtat(fixture.root, progress=False)
     assert report.dataset == "mtat" and "under the root" in report.layout
     assert report.n_listed == len(fixture.rows) == 13
-    assert report.n_found == 12  # all but the missing one
+    # The three known bad clips of the release are always left out: a note, never probed.
+    assert report.n_found == 10
     reasons = {d.id: d.reason for d in report.problems}
-    assert set(reasons) == {r["bad_missing"], r["bad_empty"], r["bad_corrupt"], r["train_not_audio"], r["train_short"]}
-    assert reasons[r["bad_missing"]] == "missing"
-    assert reasons[r["bad_empty"]] == "empty (0 bytes)"
+    assert set(reasons) == {r["train_not_audio"], r["train_short"]}
+    assert {(d.kind, d.effect) for d in report.problems} == {
+        ("not readable as audio", "skip"), ("too short", "skip")}
     assert reasons[r["train_not_audio"]].startswith("not readable as audio")
     assert reasons[r["train_short"]] == "too short: 5.000 s < 28.5 s"
+    known = next(n for n in report.notes if n.startswith("known bad clips"))
+    assert "35644 (missing/empty in the mp3 archive)" in known and "57881 (corrupted mp3)" in known
+    # ranked over the fixture's own rows, "duet" is among its top tags: one clip has none
+    assert any(n.startswith("1 clip(s) have none of the top-") for n in report.notes)
     assert report.stats["sample_rates"] == {"16000": 9}
     assert report.stats["channels"] == {"1": 9}
     durations = report.stats["durations"]
@@ -316,14 +338,14 @@ def test_audio_under_mp3_folder(tmp_path, shared_dir):
 # --------------------------------------------------------------------------- plugin
 
 
-def test_tracks_wrapper_and_min_duration_alias(fixture):
-    part = mtat.tracks(fixture.root, "fixed", None, tags=fixture.top50, min_duration=29.1)
+def test_tracks_wrapper_types_its_parameters(fixture):
+    part = mtat.tracks(fixture.root, "fixed", None, tags=fixture.top50, min_seconds="29.1")
     assert part.min_seconds == 29.1 and part.notes["min_seconds"] == 29.1
     assert mtat.tracks(fixture.root, tags=fixture.top50).min_seconds == 28.5
     part = mtat.tracks(fixture.root, tags="guitar, rock", known_bad="35644")
     assert part.labels == ["guitar", "rock"] and part.notes["known_bad"] == ["35644"]
     assert {d.id for d in part.dropped if d.step == "missing_audio"} == {"55753"}  # the empty file
-    with pytest.raises(DatasetError, match="unknown option"):
+    with pytest.raises(OptionError, match="unknown option 'min_len'"):
         mtat.tracks(fixture.root, min_len=3)
     with pytest.raises(DatasetError, match="unknown protocol"):
         mtat.tracks(fixture.root, "cv10")
@@ -351,13 +373,20 @@ def test_path_escaping_the_root_is_rejected(tmp_path):
         ["guitar", "rock"],
         [("2", ["guitar"], "0/a-b-01-c-0-29.mp3"), ("6", ["rock"], "../../etc/passwd")],
     )
-    with pytest.raises(DatasetError, match=r"'\.\./\.\./etc/passwd' escapes the data root"):
-        load_mtat_partition(root)
+    # Skipped and named, never opened; the same decision in the split (prepare) and in check.
+    part = load_mtat_partition(root, check_files=False)
+    (drop,) = [d for d in part.dropped if d.id == "6"]
+    assert (drop.step, drop.kind, drop.effect) == ("path", "outside the data root", "skip")
+    assert "'../../etc/passwd' escapes the data root" in drop.reason
+    assert part.splits["train"].ids == ["2"]
     report = check_mtat(root, progress=False)
-    assert [(d.id, d.step) for d in report.problems if "escapes" in d.reason] == [("6", "path")]
-    write_annotations(root / "annotations_final.csv", ["guitar"], [("2", ["guitar"], "/etc/passwd")])
-    with pytest.raises(DatasetError, match="is absolute"):
-        load_mtat_partition(root)
+    assert [(d.id, d.step, d.kind) for d in report.problems if "escapes" in d.reason] == [
+        ("6", "path", "outside the data root")]
+    write_annotations(root / "annotations_final.csv", ["guitar"],
+                      [("2", ["guitar"], "0/a-b-01-c-0-29.mp3"), ("3", ["guitar"], "/etc/passwd")])
+    part = load_mtat_partition(root, check_files=False)
+    assert [(d.id, d.kind) for d in part.dropped] == [("3", "outside the data root")]
+    assert "is absolute" in part.dropped[0].reason
 
 
 def test_missing_root_points_at_the_readme(tmp_path):

@@ -1,13 +1,28 @@
-"""Utilities every dataset plugin shares (datasets.md §1).
+"""Utilities every dataset plugin shares.
 
 - :func:`resolve_inside` joins a path read from an annotation or list file to the data root and
   rejects one that escapes it (an absolute path, ``..`` or a symbolic link pointing outside).
 - :func:`require_root` turns a missing or unrecognisable data root into a :class:`DatasetError`
   that names the root, what was expected, the dataset README and the ``--root`` option.
-- :func:`file_problem` is the cheap per-file check a loader runs on every clip (one ``stat``).
+- :func:`file_fault` is the cheap per-file check a loader runs on every clip (one ``stat``).
 - :func:`probe_audio` is the header-only health probe behind ``check(root)``: it reads every
   file's header (never its samples) in parallel threads and reports missing, empty, unreadable,
-  short and wrongly sampled files, plus the distribution of lengths and sample rates.
+  truncated and too short files, plus the distribution of lengths and sample rates.
+
+One rule for every fault, the same in ``mcbench data check`` and ``mcbench data prepare``, and
+recorded on each :class:`~mcbench.specs.Dropped` as its ``kind`` and ``effect``:
+
+- **skip the clip** (reported with id, path and reason; every other clip is used): a file that
+  is missing, empty, cannot be read, is not readable as audio, is truncated (far smaller than
+  its header implies) or too short for the dataset's length rule; a path that leaves the data
+  root; a clip without a label;
+- **stop the dataset** (the message names the file and what to do): an annotation, list or
+  metadata file that cannot be parsed, one that lists no clip, and a dataset in which no clip
+  is left;
+- **a note only** (the clip is used): a sample rate other than the dataset's usual one (every
+  clip is resampled to 12 kHz anyway), a short clip above the length rule (zero-padded), files
+  on disk that no annotation lists, macOS AppleDouble ``._*`` files (ignored), folders that are
+  not part of the layout (ignored).
 
 Nothing here imports numpy, pandas or torch at module level: dataset plugins import this module
 at registration time, and listing plugins must stay cheap.
@@ -23,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from mcbench.audio import CANNOT_READ, EMPTY, MISSING, TOO_SHORT, TRUNCATED
 from mcbench.specs import DatasetError, Dropped
 
 #: The repository checkout holding this file (``plugins/datasets/common.py`` → two levels up).
@@ -30,6 +46,23 @@ _REPO = Path(__file__).resolve().parents[2]
 
 #: Step name recorded on problems found by :func:`probe_audio`.
 PROBE_STEP = "probe"
+
+# Fault kinds beyond those of a single audio file (mcbench.audio.KINDS).
+#: A path in a dataset file that leaves the data root (``..``, absolute, a link pointing out).
+OUTSIDE_ROOT = "outside the data root"
+#: A clip with none of the labels in use (MTAT: none of the top-50 tags; FMA: no genre_top).
+NO_LABEL = "no label"
+#: A clip on a published list of unusable clips (MTAT's three).
+KNOWN_BAD_CLIP = "known bad clip"
+#: A clip whose path puts it in no split (MTAT: not in a folder 0…f).
+NO_SPLIT = "not in a split"
+#: An annotation, list or metadata file that cannot be used: the whole dataset stops.
+DATASET_FILE = "unusable dataset file"
+#: Nothing left to train or test on: the whole dataset stops.
+NO_CLIPS = "no usable clip"
+
+#: macOS writes a resource-fork stub "._<name>" beside every file of an archive made on a Mac.
+APPLEDOUBLE_PREFIX = "._"
 
 
 def dataset_readme(name: str) -> str:
@@ -97,36 +130,58 @@ def require_root(root: Path, dataset: str, markers: Sequence[str], readme: str) 
     return root.resolve()
 
 
-def file_problem(path: Path) -> str | None:
-    """One ``stat``: ``"missing"``, ``"empty (0 bytes)"``, ``"not a regular file"`` or ``None``."""
+def is_appledouble(name: str) -> bool:
+    """A macOS AppleDouble stub (``._<name>``): metadata, never audio."""
+    return name.startswith(APPLEDOUBLE_PREFIX)
+
+
+def stop(dataset: str, path: str | Path, reason: str) -> Dropped:
+    """A fault that stops the whole dataset (``effect == "stop"``), e.g. a malformed file."""
+    return Dropped(dataset, str(path), reason, "dataset", DATASET_FILE, Dropped.STOP)
+
+
+def outside_root(track_id: str, relative: str, exc: DatasetError, step: str) -> Dropped:
+    """The skipped-clip record of a path that leaves the data root (see :func:`resolve_inside`)."""
+    return Dropped(str(track_id), str(relative), str(exc), step, OUTSIDE_ROOT)
+
+
+def file_fault(path: Path) -> tuple[str, str] | None:
+    """One ``stat``: ``(kind, reason)`` for a missing, empty or unreadable file, else ``None``."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return "missing"
+        return MISSING, "missing"
     except OSError as exc:  # permission denied, broken link loop, name too long…
-        return f"cannot be read ({exc.strerror or exc})"
+        return CANNOT_READ, f"cannot be read ({exc.strerror or exc})"
     if not stat.S_ISREG(st.st_mode):
-        return "not a regular file"
+        return CANNOT_READ, "not a regular file"
     if st.st_size == 0:
-        return "empty (0 bytes)"
+        return EMPTY, "empty (0 bytes)"
     return None
 
 
-def _probe_one(path: Path) -> tuple[str | None, Any]:
-    """(problem, header) for one file; header is ``mcbench.audio.AudioInfo`` when readable."""
+def file_problem(path: Path) -> str | None:
+    """The reason of :func:`file_fault` alone: ``"missing"``, ``"empty (0 bytes)"``…, or None."""
+    fault = file_fault(path)
+    return None if fault is None else fault[1]
+
+
+def _probe_one(path: Path) -> tuple[tuple[str, str] | None, Any]:
+    """((kind, reason) or None, header) for one file; header is ``mcbench.audio.AudioInfo``."""
     from mcbench.audio import AudioError, info
 
-    problem = file_problem(path)
-    if problem is not None:
-        return problem, None
+    fault = file_fault(path)
+    if fault is not None:
+        return fault, None
     try:
-        return None, info(path)
+        header = info(path)
     except AudioError as exc:
         # The Dropped record holds the path already: keep the reason short.
-        message = str(exc)
-        prefix = f"{path}: "
-        message = message[len(prefix):] if message.startswith(prefix) else message
-        return message.replace(f"Error opening {str(path)!r}: ", ""), None
+        return (exc.kind, str(exc)[len(f"{path}: "):]), None
+    truncated = header.truncation()
+    if truncated:
+        return (TRUNCATED, f"truncated ({truncated})"), header
+    return None, header
 
 
 def _duration_stats(seconds: list[float]) -> dict[str, float | int]:
@@ -155,20 +210,24 @@ def probe_audio(
 ) -> tuple[list[Dropped], dict]:
     """Read the header of every ``(id, path)`` in ``items``; report problems and statistics.
 
-    Only headers are read (``mcbench.audio.info``, i.e. ``soundfile.info``): the length of an MP3
-    comes from libsndfile's frame count, which is what decoding yields. Threads suffice because
-    the work is file I/O inside libsndfile, which runs without the GIL.
+    Only headers are read (``mcbench.audio.info``): the length of an MP3 comes from libsndfile's
+    frame count, which is what decoding yields for a complete file. Threads suffice because the
+    work is file I/O inside libsndfile, which runs without the GIL.
 
-    Returns ``(problems, stats)``. ``problems`` holds a :class:`Dropped` per file that is missing,
-    empty, unreadable as audio, shorter than ``min_seconds`` or not at ``expected_sr``, in the
-    order of ``items``; each reason carries the measured value so that a decoder problem is
-    visible. ``stats`` describes the readable files: ``{"sample_rates": {"16000": n, ...},
-    "channels": {"1": n}, "formats": {"MP3": n}, "durations": {"min", "p1", "median", "max",
-    "n"}}`` (keys are strings so the report survives a JSON round trip).
+    Returns ``(problems, stats)``. ``problems`` holds a skipped-clip :class:`Dropped` per file
+    that is missing, empty, cannot be read, is not readable as audio, is truncated (smaller than
+    ``mcbench.audio.TRUNCATED_BELOW`` of the size its header implies) or is shorter than
+    ``min_seconds``, in the order of ``items``; each carries its ``kind``, and its reason the
+    measured value so that a decoder problem is visible. A sample rate other than
+    ``expected_sr`` is no problem (every clip is resampled): it is counted in
+    ``stats["other_sample_rate"]`` (see :func:`sample_rate_note`). ``stats`` describes the
+    readable files: ``{"sample_rates": {"16000": n, ...}, "channels": {"1": n}, "formats":
+    {"MP3": n}, "durations": {"min", "p1", "median", "max", "n"}}`` (keys are strings so the
+    report survives a JSON round trip).
     """
     paths = [Path(p) for _, p in items]
     n_workers = workers or min(16, 4 * (os.cpu_count() or 1))
-    results: list[tuple[str | None, Any]] = []
+    results: list[tuple[tuple[str, str] | None, Any]] = []
     from tqdm.auto import tqdm
 
     with (
@@ -185,22 +244,23 @@ def probe_audio(
     channels: Counter[str] = Counter()
     formats: Counter[str] = Counter()
     durations: list[float] = []
-    for (track_id, path), (problem, header) in zip(items, results, strict=True):
-        if header is None:
-            problems.append(Dropped(str(track_id), str(path), problem or "unreadable", step))
+    other_rate: list[str] = []
+    for (track_id, path), (fault, header) in zip(items, results, strict=True):
+        if fault is not None:
+            kind, reason = fault
+            problems.append(Dropped(str(track_id), str(path), reason, step, kind))
             continue
         sample_rates[str(header.sample_rate)] += 1
         channels[str(header.channels)] += 1
         formats[header.format] += 1
         seconds = header.seconds
         durations.append(seconds)
-        reasons = []
-        if seconds < min_seconds:
-            reasons.append(f"too short: {seconds:.3f} s < {min_seconds:g} s")
         if expected_sr is not None and header.sample_rate != expected_sr:
-            reasons.append(f"sample rate {header.sample_rate} Hz, expected {expected_sr} Hz")
-        if reasons:
-            problems.append(Dropped(str(track_id), str(path), "; ".join(reasons), step))
+            other_rate.append(str(track_id))
+        if seconds < min_seconds:
+            problems.append(Dropped(str(track_id), str(path),
+                                    f"too short: {seconds:.3f} s < {min_seconds:g} s", step,
+                                    TOO_SHORT))
 
     stats = {
         "sample_rates": dict(sorted(sample_rates.items(), key=lambda kv: (-kv[1], kv[0]))),
@@ -210,4 +270,27 @@ def probe_audio(
         "n_probed": len(paths),
         "n_readable": len(durations),
     }
+    if expected_sr is not None and other_rate:
+        stats["other_sample_rate"] = {"expected": expected_sr, "n": len(other_rate),
+                                      "examples": other_rate[:5]}
     return problems, stats
+
+
+def sample_rate_note(stats: dict) -> str | None:
+    """The note for clips at another sample rate than the dataset's usual one, or ``None``."""
+    other = stats.get("other_sample_rate") or {}
+    if not other.get("n"):
+        return None
+    rates = ", ".join(f"{r} Hz" for r in stats["sample_rates"] if int(r) != other["expected"])
+    return (
+        f"{other['n']} clip(s) are not at {other['expected']} Hz ({rates}; e.g. "
+        f"{', '.join(other['examples'])}): they are resampled to 12 kHz like every clip and used"
+    )
+
+
+def appledouble_note(count: int) -> str | None:
+    """The note for ignored macOS ``._*`` files, or ``None`` when there are none."""
+    if not count:
+        return None
+    return (f"{count} macOS AppleDouble file(s) (._<name>, resource-fork stubs from a Mac "
+            "archive) ignored")

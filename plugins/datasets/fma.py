@@ -1,25 +1,28 @@
-"""The ``fma`` dataset: Free Music Archive, medium subset, single-label genre (datasets.md §3).
+"""The ``fma`` dataset: Free Music Archive, medium subset, single-label genre (Defferrard et al.,
+"FMA: A Dataset for Music Analysis", ISMIR 2017; mdeff/fma).
 
-Data root (datasets.md §3.1)::
+Data root::
 
     <root>/fma_metadata/tracks.csv       # 106,574 tracks x 52 columns, two-level header
     <root>/fma_metadata/genres.csv       # 163 genres
     <root>/fma_medium/ddd/dddddd.mp3     # or fma_large/ (it holds every medium clip)
 
-The split is the official ``('set', 'split')`` column, never re-split (§3.6). Medium means
-``subset`` in {small, medium}: the column stores the *smallest* subset holding a track (§3.4).
-The classes are the distinct ``genre_top`` titles of the chosen subset in ASCII order, checked
-against the root genres of ``genres.csv`` (§3.5); for medium they are the 16 of
-:data:`MEDIUM_CLASSES`. Ids are the int ``track_id`` zero-padded to six digits (§1).
+The split is the official ``('set', 'split')`` column, never re-split. Medium means
+``subset`` in {small, medium}: the column stores the *smallest* subset holding a track
+(mdeff/fma ``utils.py``). The classes are the distinct ``genre_top`` titles of the chosen subset in ASCII order, checked
+against the root genres of ``genres.csv``; for medium they are the 16 of
+:data:`MEDIUM_CLASSES`. Ids are the int ``track_id`` zero-padded to six digits.
 
-Decisions where the spec leaves room, written down here:
+Decisions written down here:
 
 - The label order comes from the metadata of the whole subset, before any audio is checked, so a
   missing file never shifts the label indices.
 - ``check_fma`` probes headers with no expected sample rate: FMA clips are mostly, not all,
-  44.1 kHz, and every clip is resampled anyway (§3.7), so another rate is a statistic, not a
-  problem. Clips shorter than 29.0 s are listed in the notes, not as problems: they decode and
-  are zero-padded (§3.7).
+  44.1 kHz, and every clip is resampled anyway, so another rate is a note, not a problem.
+  Clips shorter than 29.0 s are listed in the notes, not as problems: they decode and are
+  zero-padded. A clip that is missing, empty, unreadable or truncated (far smaller than its
+  header implies) is skipped and reported, in ``check`` and ``prepare`` alike; a ``tracks.csv``
+  or ``genres.csv`` that cannot be parsed stops the dataset with a message naming the file.
 - An explicit ``audio_dir`` is relative to the data root and may not leave it (as every path in
   mcbench's dataset loaders); link the whole data root, not folders inside it.
 - ``fma_full`` is never picked as an audio folder: its clips are untrimmed tracks, not the 30 s
@@ -39,18 +42,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcbench import hookimpl
+from mcbench.audio import NOT_AUDIO, TOO_SHORT
 from mcbench.specs import (
     MULTICLASS,
     DatasetError,
     DatasetSpec,
     Dropped,
     HealthReport,
+    Option,
     Partition,
     Split,
     Track,
+    resolve_options,
 )
 
-from .common import dataset_readme, file_problem, probe_audio, require_root, resolve_inside
+from .common import (
+    NO_LABEL,
+    dataset_readme,
+    file_fault,
+    file_problem,
+    probe_audio,
+    require_root,
+    resolve_inside,
+    stop,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -65,10 +80,10 @@ METADATA_DIR = "fma_metadata"
 TRACKS_CSV = f"{METADATA_DIR}/tracks.csv"
 GENRES_CSV = f"{METADATA_DIR}/genres.csv"
 
-#: Subsets from smallest to largest; each contains the ones before it (§3.4).
+#: Subsets from smallest to largest; each contains the ones before it.
 SUBSETS = ("small", "medium", "large")
 
-#: Audio archives that contain every clip of a subset, in the order they are looked for (§3.1).
+#: Audio archives that contain every clip of a subset, in the order they are looked for.
 AUDIO_FOLDERS = {
     "small": ("fma_small", "fma_medium", "fma_large"),
     "medium": ("fma_medium", "fma_large"),
@@ -78,7 +93,7 @@ AUDIO_FOLDERS = {
 #: ``('set', 'split')`` value -> mcbench split name.
 SPLIT_VALUES = {"training": "train", "validation": "valid", "test": "test"}
 
-#: The 16 root genres of FMA medium in label order (datasets.md §3.5, exact spellings).
+#: The 16 root genres of FMA medium in label order (exact spellings of ``genres.csv``).
 MEDIUM_CLASSES = (
     "Blues",
     "Classical",
@@ -98,7 +113,7 @@ MEDIUM_CLASSES = (
     "Spoken",
 )
 
-#: Columns the loader reads (§3.2).
+#: Columns the loader reads.
 SPLIT_COL = ("set", "split")
 SUBSET_COL = ("set", "subset")
 GENRE_TOP_COL = ("track", "genre_top")
@@ -116,9 +131,9 @@ LIST_COLUMNS = (
 
 GENRES_COLUMNS = ("#tracks", "parent", "title", "top_level")
 
-#: Clips with no audio at all in the release, all in fma_small (§3.7).
+#: Clips with no audio at all in the release, all in fma_small (mdeff/fma wiki, known issues).
 KNOWN_EMPTY = frozenset({99134, 108925, 133297})
-#: Clips whose metadata duration is wrong: shorter than 30 s or empty (§3.7; mdeff/fma #8, #41, #44).
+#: Clips whose metadata duration is wrong: shorter than 30 s or empty (mdeff/fma issues #8, #41, #44).
 KNOWN_WRONG_DURATION = frozenset(
     {
         1486,
@@ -147,21 +162,21 @@ KNOWN_WRONG_DURATION = frozenset(
 
 
 def _known_fault(track_id: int) -> str:
-    """A note for a track on the known-fault lists of §3.7, or ``""``."""
+    """A note for a track on the published known-fault lists, or ``""``."""
     if track_id in KNOWN_EMPTY:
-        return "known fault: empty clip in the FMA release (datasets.md §3.7)"
+        return "known fault: empty clip in the FMA release (mdeff/fma wiki, known issues)"
     if track_id in KNOWN_WRONG_DURATION:
-        return "known fault: wrong metadata duration, clip shorter than 30 s (datasets.md §3.7)"
+        return "known fault: wrong metadata duration, clip shorter than 30 s (mdeff/fma issues #8, #41, #44)"
     return ""
 
 
 def track_key(track_id: int) -> str:
-    """The mcbench id of a track: the int ``track_id`` zero-padded to six digits (§1)."""
+    """The mcbench id of a track: the int ``track_id`` zero-padded to six digits."""
     return f"{int(track_id):06d}"
 
 
 def audio_path(audio_dir: Path, track_id: int) -> Path:
-    """``<audio_dir>/<first 3 digits>/<tid:06d>.mp3`` (§3.1), e.g. ``000/000002.mp3``."""
+    """``<audio_dir>/<first 3 digits>/<tid:06d>.mp3`` , e.g. ``000/000002.mp3``."""
     tid = int(track_id)
     if not 0 <= tid <= 999_999:
         raise DatasetError(f"track_id {track_id!r} does not fit the six-digit FMA file names")
@@ -173,7 +188,7 @@ def audio_path(audio_dir: Path, track_id: int) -> Path:
 
 
 def _check_tracks_header(path: Path) -> None:
-    """Reject a ``tracks.csv`` whose header is not the three-line two-level layout (§3.2).
+    """Reject a ``tracks.csv`` whose header is not the three-line two-level layout.
 
     Without this, ``read_csv(header=[0, 1])`` silently takes a data row as the second header
     line of a one-line-header file.
@@ -223,7 +238,7 @@ def _literal_list(value: Any, path: Path, track_id: Any, column: tuple[str, str]
 
 
 def read_tracks(path: str | Path) -> pd.DataFrame:
-    """Read ``fma_metadata/tracks.csv`` with its two-level columns (§3.2).
+    """Read ``fma_metadata/tracks.csv`` with its two-level columns.
 
     ``pandas.read_csv(path, index_col=0, header=[0, 1])`` is the FMA authors' reader (mdeff/fma
     ``utils.py``); the list columns are parsed with ``ast.literal_eval`` as they do. Raises
@@ -257,7 +272,7 @@ def read_tracks(path: str | Path) -> pd.DataFrame:
 
 
 def read_genres(path: str | Path) -> pd.DataFrame:
-    """Read ``fma_metadata/genres.csv`` indexed by ``genre_id`` (§3.3)."""
+    """Read ``fma_metadata/genres.csv`` indexed by ``genre_id``."""
     import pandas as pd
 
     path = Path(path)
@@ -279,7 +294,7 @@ def read_genres(path: str | Path) -> pd.DataFrame:
 
 
 def root_genres(genres: pd.DataFrame) -> dict[str, int]:
-    """Root genres (``parent == 0``) as ``{title: genre_id}``, in ASCII title order (§3.3)."""
+    """Root genres (``parent == 0``) as ``{title: genre_id}``, in ASCII title order."""
     roots = genres[genres["parent"] == 0]
     pairs = sorted(
         (str(title), int(gid)) for gid, title in zip(roots.index, roots["title"], strict=True)
@@ -288,7 +303,7 @@ def root_genres(genres: pd.DataFrame) -> dict[str, int]:
 
 
 def select_subset(tracks: pd.DataFrame, subset: str = "medium") -> pd.DataFrame:
-    """The tracks of an FMA subset, honouring the nesting trap (§3.4).
+    """The tracks of an FMA subset, honouring the nesting trap.
 
     The column stores the smallest subset holding a track, so medium is ``subset <= 'medium'``
     on the ordered categorical small < medium < large, as mdeff/fma does: small = small,
@@ -316,7 +331,7 @@ def _genre_top(value: Any) -> str:
 
 
 def classes_for(tracks_subset: pd.DataFrame, genres: pd.DataFrame) -> list[str]:
-    """The class list: distinct non-empty ``genre_top`` titles, sorted in ASCII order (§3.5).
+    """The class list: distinct non-empty ``genre_top`` titles, sorted in ASCII order.
 
     Every title must be a root genre of ``genres.csv`` (exact spelling). Python's ``sorted`` of
     distinct strings is a total order by code point, so no sort stability is involved.
@@ -354,7 +369,7 @@ def _metadata_root(root: str | Path, dataset: str) -> Path:
 
 def find_audio_dir(root: Path, subset: str = "medium", audio_dir: str | None = None) -> Path | None:
     """The audio folder: ``audio_dir`` (relative to the root) or the first archive folder
-    holding the subset (``fma_medium`` then ``fma_large`` for medium, §3.1); ``None`` if absent."""
+    holding the subset (``fma_medium`` then ``fma_large`` for medium); ``None`` if absent."""
     if audio_dir is not None:
         return resolve_inside(root, str(audio_dir))
     for name in AUDIO_FOLDERS[subset]:
@@ -372,14 +387,14 @@ def load_fma_partition(
     check_files: bool = True,
     dataset: str = NAME,
 ) -> Partition:
-    """The official FMA split of ``subset`` (datasets.md §3.6).
+    """The official FMA split of ``subset``.
 
-    1. Read ``tracks.csv`` and select the subset (§3.4).
+    1. Read ``tracks.csv`` and select the subset.
     2. The split of each track is ``('set', 'split')``; nothing is re-split. Tracks keep their
        ``tracks.csv`` row order inside each split.
     3. Labels are indices into :func:`classes_for`. A track of the subset with an empty
        ``genre_top`` is a data error: it is dropped and reported (step ``genre_top``).
-    4. Audio paths are resolved (§3.1); with ``check_files`` a missing or empty file is dropped
+    4. Audio paths are resolved; with ``check_files`` a missing or empty file is dropped
        and reported (step ``audio``). Undecodable files are found by ``check`` and the feature
        store. Short clips are kept (they are zero-padded; ``min_seconds`` is 0).
     """
@@ -424,16 +439,17 @@ def load_fma_partition(
         if not title:
             reason = (
                 f"empty genre_top in subset {subset} (genres {list(genre_list)}): a data error, "
-                "every medium track has one (datasets.md §3.2)"
+                "every medium track has one (mdeff/fma creation.ipynb)"
             )
-            dropped.append(Dropped(key, str(path), reason, "genre_top"))
+            dropped.append(Dropped(key, str(path), reason, "genre_top", NO_LABEL))
             step_counts["genre_top"] += 1
             continue
         if check_files:
-            problem = file_problem(path)
+            problem = file_fault(path)
             if problem is not None:
+                kind, reason = problem
                 dropped.append(
-                    Dropped(key, str(path), f"{problem}{f' ({fault})' if fault else ''}", "audio")
+                    Dropped(key, str(path), f"{reason}{f' ({fault})' if fault else ''}", "audio", kind)
                 )
                 step_counts["audio"] += 1
                 continue
@@ -448,7 +464,7 @@ def load_fma_partition(
         "tracks_csv": str(tracks_csv),
         "audio_dir": str(found_dir),
         "subset": subset,
-        "subset_rule": f"('set', 'subset') <= {subset!r} on small < medium < large (datasets.md §3.4)",
+        "subset_rule": f"('set', 'subset') <= {subset!r} on small < medium < large",
         "counts": {
             "tracks_csv": int(len(all_tracks)),
             "outside_subset": int(len(all_tracks) - len(chosen)),
@@ -464,7 +480,7 @@ def load_fma_partition(
     if subset == "medium" and tuple(labels) != MEDIUM_CLASSES:
         notes["classes_warning"] = (
             f"{len(labels)} classes found; the full FMA medium subset has the 16 root genres "
-            "of datasets.md §3.5 (expected only with partial metadata)"
+            "of genres.csv (expected only with partial metadata)"
         )
     return Partition(
         dataset=dataset,
@@ -491,18 +507,23 @@ def check_fma(
     progress: bool = True,
     dataset: str = NAME,
 ) -> HealthReport:
-    """Health report of an FMA root without decoding audio (datasets.md §1, §3.7).
+    """Health report of an FMA root without decoding audio.
 
     Lists the layout, how many subset tracks ``tracks.csv`` lists and how many audio files are
     present, every problem (empty ``genre_top``, missing, empty or unreadable clips, with the
-    §3.7 known-fault notes) and the sample rates and durations read from the headers. Short
+    published known-fault notes) and the sample rates and durations read from the headers. Short
     clips are noted, not reported as problems: they are zero-padded.
     """
     from mcbench.audio import AudioError, info
 
-    partition = load_fma_partition(
-        root, subset=subset, audio_dir=audio_dir, check_files=True, dataset=dataset
-    )
+    metadata_root = _metadata_root(root, dataset)  # a wrong --root is an error, not a report
+    try:
+        partition = load_fma_partition(
+            root, subset=subset, audio_dir=audio_dir, check_files=True, dataset=dataset
+        )
+    except DatasetError as exc:
+        return HealthReport(dataset=dataset, root=metadata_root, layout=f"{METADATA_DIR}/ (unusable)",
+                            n_listed=0, n_found=0, problems=[stop(dataset, metadata_root, str(exc))])
     found_dir = Path(partition.notes["audio_dir"])
     items = [(t.id, t.path) for split in partition.splits.values() for t in split.tracks]
     # Headers only; flag everything shorter than the front end's input, then sort out below
@@ -513,24 +534,23 @@ def check_fma(
     problems = list(partition.dropped)
     short: list[str] = []
     for problem in flagged:
-        try:
-            header = info(problem.path)
-        except AudioError:
-            header = None
         fault = _known_fault(int(problem.id))
         suffix = f" ({fault})" if fault else ""
+        if problem.kind != TOO_SHORT:
+            problems.append(Dropped(problem.id, problem.path, f"{problem.reason}{suffix}",
+                                    problem.step, problem.kind))
+            continue
+        try:
+            header = info(problem.path)
+        except AudioError:  # replaced since the probe: report it as it is now
+            header = None
         if header is not None and header.frames > 0:
             short.append(
                 f"{problem.id}: {header.seconds:.3f} s, kept and zero-padded to {CLIP_SECONDS:g} s{suffix}"
             )
-        elif header is not None:
-            problems.append(
-                Dropped(problem.id, problem.path, f"no audio frames{suffix}", problem.step)
-            )
-        else:
-            problems.append(
-                Dropped(problem.id, problem.path, f"{problem.reason}{suffix}", problem.step)
-            )
+        else:  # decoding yields nothing: the clip is skipped
+            problems.append(Dropped(problem.id, problem.path, f"no audio frames{suffix}",
+                                    problem.step, NOT_AUDIO))
 
     counts = partition.notes["counts"]
     n_listed = counts["in_subset"]
@@ -546,7 +566,7 @@ def check_fma(
         f"split sizes: {partition.notes['split_sizes']}",
         f"{len(partition.labels)} classes: {', '.join(partition.labels)}",
         f"{audio_missing} clip(s) missing or empty, {len(problems) - len(partition.dropped)} unreadable",
-        "sample rates other than 44100 Hz are resampled like every clip (datasets.md §3.7)",
+        "sample rates other than 44100 Hz are resampled like every clip",
     ]
     if "classes_warning" in partition.notes:
         notes.append(partition.notes["classes_warning"])
@@ -560,7 +580,7 @@ def check_fma(
     )
     if listed_known:
         notes.append(
-            f"known faulty clips (datasets.md §3.7) present in the subset: {', '.join(listed_known)}"
+            f"known faulty clips (mdeff/fma issues #8, #41, #44) present in the subset: {', '.join(listed_known)}"
         )
     stats = dict(stats)
     stats["n_short"] = len(short)
@@ -584,27 +604,26 @@ def _subset_ids(partition: Partition) -> list[str]:
     ]
 
 
-TRACKS_PARAMS = ("subset", "audio_dir", "check_files")
+#: The parameters of :func:`tracks` (``--dataset-param KEY=VALUE``), typed.
+PARAMS = {
+    "subset": Option(str, "medium", "the FMA subset", choices=SUBSETS),
+    # Where the audio lies is not what it is: the clips' content is in the run's identity.
+    "audio_dir": Option(str, None, "audio folder relative to the root (default: the archive's "
+                        "folder name)", affects_result=False),
+    "check_files": Option(bool, True, "drop clips whose audio file is missing or empty"),
+}
 
 
 def tracks(
     root: str | Path, protocol: str = PROTOCOL, fold: int | None = None, **params: Any
 ) -> Partition:
-    """``DatasetSpec.tracks``: the ``official`` protocol (one fixed split) of :func:`load_fma_partition`.
-
-    Parameters: ``subset`` (default ``medium``), ``audio_dir`` (relative to the root),
-    ``check_files`` (default true).
-    """
+    """``DatasetSpec.tracks``: the ``official`` protocol (one fixed split) of
+    :func:`load_fma_partition`; ``params`` are those of :data:`PARAMS`, typed by the harness."""
     if protocol != PROTOCOL:
         raise DatasetError(f"{NAME}: unknown protocol {protocol!r}; FMA has only {PROTOCOL!r}")
     if fold not in (None, 0):
         raise DatasetError(f"{NAME}: protocol {PROTOCOL!r} has a single fold (0), got {fold!r}")
-    unknown = sorted(set(params) - set(TRACKS_PARAMS))
-    if unknown:
-        raise DatasetError(
-            f"{NAME}: unknown parameter(s) {unknown}; accepted: {list(TRACKS_PARAMS)}"
-        )
-    return load_fma_partition(root, **params)
+    return load_fma_partition(root, **resolve_options(PARAMS, params, owner=f"dataset {NAME!r}"))
 
 
 def _check(root: Path) -> HealthReport:
@@ -622,6 +641,7 @@ SPEC = DatasetSpec(
     sample_rate=SAMPLE_RATE,
     clip_seconds=CLIP_SECONDS,
     readme=README,
+    params=PARAMS,
 )
 
 

@@ -1,6 +1,6 @@
-"""GTZAN genre classification (datasets.md §4), the paper's transfer target (Table III).
+"""GTZAN genre classification, the paper's transfer target (Wang et al. 2019, Table III).
 
-Protocols (§4.3):
+Protocols:
 
 - ``cv10`` (default, the paper's): seeded stratified 10-fold cross-validation over the 1,000
   canonical ids; trial ``i`` tests on fold ``i``, selects on fold ``(i + 1) mod 10`` (mcbench
@@ -9,9 +9,15 @@ Protocols (§4.3):
 - ``filtered``: the fault-filtered, artist-disjoint split of Kereliuk, Sturm & Larsen (2015),
   read from ``train_filtered.txt``, ``valid_filtered.txt`` and ``test_filtered.txt``.
 
-Four on-disk layouts are recognised (§4.1, detected in this order): ``genres/<g>/*.wav``
+Four on-disk layouts are recognised (detected in this order): ``genres/<g>/*.wav``
 (genres.tar.gz), ``genres/<g>/*.au`` (Marsyas), ``Data/genres_original/<g>/*.wav`` (Kaggle) and
 ``<g>/<g>.000NN.*`` directly under the root. macOS ``._*`` stubs are ignored.
+
+Faults, decided once for ``check`` and ``prepare`` (see ``plugins/datasets/common.py``): a clip
+whose file is missing, empty, unreadable (the Kaggle copy's ``jazz.00054.wav`` is not a RIFF
+file), truncated, shorter than :data:`MIN_SECONDS` or a link leaving the data root is skipped
+and reported; a malformed list file stops the ``filtered`` protocol with a message naming the
+file and line; another sample rate, folders that are no genre and ``._*`` files are notes.
 
 numpy and scikit-learn are imported inside functions so that listing plugins stays cheap.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +37,28 @@ from mcbench.specs import (
     DatasetSpec,
     Dropped,
     HealthReport,
+    Option,
     Partition,
     Split,
     Track,
+    resolve_options,
 )
 
-from .common import dataset_readme, file_problem, probe_audio, require_root
+from .common import (
+    MISSING,
+    appledouble_note,
+    dataset_readme,
+    file_fault,
+    is_appledouble,
+    outside_root,
+    probe_audio,
+    require_root,
+    resolve_inside,
+    sample_rate_note,
+)
 
 NAME = "gtzan"
-#: Canonical label order (§4.1): the folder names, alphabetical. mirdata spells hiphop "hip-hop".
+#: Canonical label order: the folder names, alphabetical. mirdata spells hiphop "hip-hop".
 GENRES: tuple[str, ...] = (
     "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock",
 )
@@ -47,9 +67,12 @@ N_PER_GENRE = 100
 N_FOLDS = 10
 PROTOCOLS = {"cv10": N_FOLDS, "filtered": 1}
 LIST_FILES = {"train": "train_filtered.txt", "valid": "valid_filtered.txt", "test": "test_filtered.txt"}
+#: Length rule, MTAT's: at most 0.5 s of zero-padding to the 29.0 s front-end input. GTZAN clips
+#: last 30 s (a few 29.9 s), so only a damaged or cut clip falls below.
+MIN_SECONDS = 28.5
 
-#: Layout name → (folder of the genre folders relative to the root, accepted suffixes), in the
-#: detection order of §4.1.
+#: Layout name → (folder of the genre folders relative to the root, accepted suffixes), in
+#: detection order.
 LAYOUTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("genres/<genre>/*.wav", "genres", (".wav",)),
     ("genres/<genre>/*.au", "genres", (".au",)),
@@ -61,6 +84,7 @@ _ID = re.compile(r"^(?P<genre>[a-z]+)\.(?P<number>\d{5})$")
 
 STEP_AUDIO = "missing_audio"
 STEP_PROBE = "unreadable_audio"
+STEP_PATH = "path"
 
 
 def canonical_ids(genres: Sequence[str] = GENRES, n_per_genre: int = N_PER_GENRE) -> list[str]:
@@ -75,29 +99,70 @@ def genre_of(track_id: str) -> str:
     return match.group("genre")
 
 
-def discover_files(root: Path, genres: Sequence[str] = GENRES) -> tuple[str, dict[str, Path]]:
-    """Find the layout under ``root`` and the audio file of every clip: ``(layout, {id: path})``.
+@dataclass
+class Discovery:
+    """What :func:`scan_layout` found under a data root."""
+
+    #: Name of the layout found (a key of :data:`LAYOUTS`), ``""`` when none matched.
+    layout: str = ""
+    #: id → audio file of every clip found inside the root.
+    files: dict[str, Path] = field(default_factory=dict)
+    #: id → skipped-clip record of a file that is a link leaving the data root.
+    outside: dict[str, Dropped] = field(default_factory=dict)
+    #: Folders beside the genre folders that are no genre (ignored).
+    unknown_folders: list[str] = field(default_factory=list)
+    #: macOS ``._*`` files in the genre folders (ignored).
+    n_appledouble: int = 0
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.unknown_folders:
+            base = next((folder for name, folder, _ in LAYOUTS if name == self.layout), ".")
+            notes.append(
+                f"folder(s) {', '.join(self.unknown_folders)} under "
+                f"{'the root' if base == '.' else base + '/'} are no GTZAN genre and are ignored "
+                f"(the genres are {', '.join(GENRES)})"
+            )
+        stubs = appledouble_note(self.n_appledouble)
+        return notes + ([stubs] if stubs else [])
+
+
+def scan_layout(root: Path, genres: Sequence[str] = GENRES) -> Discovery:
+    """Find the layout under ``root`` and the audio file of every clip.
 
     The first layout of :data:`LAYOUTS` with at least one matching file wins. A file counts when
     its name is ``<genre>.<5 digits><suffix>`` inside the folder of that genre; AppleDouble stubs
-    (``._*``) and anything else (Kaggle's images and CSV files) are ignored. Returns ``("", {})``
-    when no layout matches.
+    (``._*``, counted) and anything else (Kaggle's images and CSV files) are ignored. A file that
+    is a symbolic link leaving the data root is never opened: it is recorded in ``outside`` and
+    its clip skipped, as every path in mcbench's dataset loaders. Folders beside the genre
+    folders that are not genres are listed in ``unknown_folders``.
     """
     root = Path(root)
     for layout, folder, suffixes in LAYOUTS:
         base = root / folder
         found: dict[str, Path] = {}
+        outside: dict[str, Dropped] = {}
+        stubs = 0
         for genre in genres:
             genre_dir = base / genre
             if not genre_dir.is_dir():
                 continue
             for path in sorted(genre_dir.iterdir()):
                 name = path.name
-                if name.startswith("._") or path.suffix.lower() not in suffixes:
+                if is_appledouble(name):
+                    stubs += 1
+                    continue
+                if path.suffix.lower() not in suffixes:
                     continue
                 stem = name[: -len(path.suffix)]
                 match = _ID.match(stem)
                 if match is None or match.group("genre") != genre:
+                    continue
+                relative = path.relative_to(root).as_posix()
+                try:
+                    resolve_inside(root, relative)
+                except DatasetError as exc:
+                    outside[stem] = outside_root(stem, relative, exc, STEP_PATH)
                     continue
                 previous = found.get(stem)
                 # Two files for one clip (flat layout): prefer the earlier suffix in the list.
@@ -105,13 +170,24 @@ def discover_files(root: Path, genres: Sequence[str] = GENRES) -> tuple[str, dic
                     previous.suffix.lower()
                 ):
                     found[stem] = path
-        if found:
-            return layout, dict(sorted(found.items()))
-    return "", {}
+        if found or outside:
+            others = []
+            if folder != "." and base.is_dir():
+                others = sorted(p.name for p in base.iterdir()
+                                if p.is_dir() and p.name not in genres and not p.name.startswith("."))
+            outside = {i: d for i, d in outside.items() if i not in found}
+            return Discovery(layout, dict(sorted(found.items())), outside, others, stubs)
+    return Discovery()
+
+
+def discover_files(root: Path, genres: Sequence[str] = GENRES) -> tuple[str, dict[str, Path]]:
+    """``(layout, {id: path})`` of :func:`scan_layout`; ``("", {})`` when no layout matches."""
+    found = scan_layout(root, genres)
+    return found.layout, found.files
 
 
 def cv_folds(ids: Sequence[str], labels: Sequence[int], n_splits: int = N_FOLDS, seed: int = 0) -> dict[str, int]:
-    """Stratified k-fold assignment ``{id: fold}`` (§4.3 step 1).
+    """Stratified k-fold assignment ``{id: fold}``.
 
     ``StratifiedKFold(n_splits, shuffle=True, random_state=seed)`` over the ids **sorted**, so the
     folds depend only on the seed and the id set (not on the order given, nor on which files
@@ -136,26 +212,34 @@ def cv_folds(ids: Sequence[str], labels: Sequence[int], n_splits: int = N_FOLDS,
 
 
 def read_split_list(path: Path, genres: Sequence[str] = GENRES) -> list[str]:
-    """Ids from one ``*_filtered.txt`` list: lines ``<genre>/<genre>.000NN.wav`` (§4.3).
+    """Ids from one ``*_filtered.txt`` list: lines ``<genre>/<genre>.000NN.wav``.
 
-    Blank lines are skipped; any other line that is not such a path raises :class:`DatasetError`
-    naming the file and line.
+    Blank lines are skipped; any other line that is not such a path, or a file that is not
+    UTF-8 text, raises :class:`DatasetError` naming the file and line.
     """
     ids: list[str] = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            parts = text.replace("\\", "/").split("/")
-            stem = parts[-1].rsplit(".", 1)[0] if "." in parts[-1] else parts[-1]
-            match = _ID.match(stem)
-            if len(parts) != 2 or match is None or match.group("genre") != parts[0] or parts[0] not in genres:
-                raise DatasetError(
-                    f"{path}, line {line_number}: expected '<genre>/<genre>.000NN.wav' with a "
-                    f"genre among {list(genres)}, found {text!r}"
-                )
-            ids.append(stem)
+    data = Path(path).read_bytes()
+    try:
+        text_all = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DatasetError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); the published "
+            "lists are plain ASCII (coreyker/dnn-mgr gtzan/*_filtered.txt): download them again"
+        ) from exc
+    for line_number, line in enumerate(text_all.splitlines(), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        parts = text.replace("\\", "/").split("/")
+        stem = parts[-1].rsplit(".", 1)[0] if "." in parts[-1] else parts[-1]
+        match = _ID.match(stem)
+        if len(parts) != 2 or match is None or match.group("genre") != parts[0] or parts[0] not in genres:
+            raise DatasetError(
+                f"{path}, line {line_number}: expected '<genre>/<genre>.000NN.wav' with a "
+                f"genre among {list(genres)}, found {text!r}"
+            )
+        ids.append(stem)
     return ids
 
 
@@ -172,26 +256,36 @@ def _find_lists(root: Path, lists_dir: Path | None, readme: str) -> dict[str, Pa
     return paths
 
 
+def _no_file(track_id: str, root: Path, layout: str) -> str:
+    return f"no audio file for {track_id} in the layout found ({layout or 'none'}) under {root}"
+
+
 def _check_files(
-    wanted: Sequence[str], files: dict[str, Path], root: Path, check_audio: bool
+    wanted: Sequence[str], found: Discovery, root: Path, check_audio: bool, min_seconds: float
 ) -> tuple[set[str], list[Dropped]]:
-    """Ids whose audio is usable, and a Dropped record for every other id of ``wanted``."""
+    """Ids whose audio is usable, and a skipped-clip record for every other id of ``wanted``."""
     dropped: list[Dropped] = []
     present: list[tuple[str, Path]] = []
     for track_id in wanted:
-        path = files.get(track_id)
-        if path is None:
-            dropped.append(Dropped(track_id, "", f"no audio file for {track_id} under {root}", STEP_AUDIO))
+        path = found.files.get(track_id)
+        if track_id in found.outside:
+            dropped.append(found.outside[track_id])
             continue
-        problem = file_problem(path)
-        if problem is not None:
-            dropped.append(Dropped(track_id, str(path), f"audio file {problem}", STEP_AUDIO))
+        if path is None:
+            dropped.append(Dropped(track_id, "", _no_file(track_id, root, found.layout),
+                                   STEP_AUDIO, MISSING))
+            continue
+        fault = file_fault(path)
+        if fault is not None:
+            dropped.append(Dropped(track_id, str(path), f"audio file {fault[1]}", STEP_AUDIO, fault[0]))
             continue
         present.append((track_id, path))
     if check_audio and present:
         # GTZAN is small: reading 1,000 WAV/AU headers takes well under a second, and it finds
-        # the Kaggle copy's non-RIFF jazz.00054.wav before the feature store tries to decode it.
-        problems, _ = probe_audio(present, expected_sr=None, min_seconds=0.0, progress=False, step=STEP_PROBE)
+        # the Kaggle copy's non-RIFF jazz.00054.wav, truncated and too short clips before the
+        # feature store decodes them.
+        problems, _ = probe_audio(present, expected_sr=None, min_seconds=min_seconds,
+                                  progress=False, step=STEP_PROBE)
         dropped += problems
     bad = {d.id for d in dropped}
     return {i for i, _ in present if i not in bad}, dropped
@@ -208,28 +302,34 @@ def load_gtzan_partition(
     genres: Sequence[str] = GENRES,
     n_per_genre: int = N_PER_GENRE,
     check_audio: bool = True,
+    min_seconds: float = MIN_SECONDS,
 ) -> Partition:
-    """The splits of one GTZAN protocol and fold (datasets.md §4.3).
+    """The splits of one GTZAN protocol and fold.
 
     ``cv10``: folds from :func:`cv_folds` over :func:`canonical_ids`; test = fold ``fold``,
     valid = fold ``(fold + 1) mod 10``, train = the rest; the seed and every clip's fold are
     recorded in ``notes``. ``filtered``: the three list files from ``lists_dir`` or the root.
     In both, ids are ``<genre>.000NN``, labels index ``genres``, each split is in sorted id
-    order (cv10) or list order (filtered), and a missing, empty or unreadable file (header read
-    when ``check_audio``) is dropped and reported without changing any other clip's split.
+    order (cv10) or list order (filtered). A clip whose file is missing, empty, a link leaving
+    the root or (headers read when ``check_audio``) unreadable, truncated or shorter than
+    ``min_seconds`` is skipped and reported without changing any other clip's split; the
+    feature store also drops a clip that decodes shorter than ``min_seconds``.
     """
     readme = dataset_readme(dataset)
     if protocol not in PROTOCOLS:
         raise DatasetError(f"{dataset}: unknown protocol {protocol!r}; choose from {sorted(PROTOCOLS)}")
     root = require_root(root, dataset, ["genres", "Data/genres_original", *genres], readme)
-    layout, files = discover_files(root, genres)
-    if not files:
+    found = scan_layout(root, genres)
+    if not found.files and not found.outside:
         raise DatasetError(
             f"{dataset}: no GTZAN audio found under {root}: expected one of "
             f"{', '.join(name for name, _, _ in LAYOUTS)}. See {readme}, or pass --root PATH."
         )
     label_of = {g: i for i, g in enumerate(genres)}
-    notes: dict[str, Any] = {"layout": layout, "n_files_found": len(files)}
+    notes: dict[str, Any] = {"layout": found.layout, "n_files_found": len(found.files),
+                             "min_seconds": float(min_seconds)}
+    if found.notes():
+        notes["warnings"] = found.notes()
 
     if protocol == "cv10":
         fold = 0 if fold is None else int(fold)
@@ -246,7 +346,7 @@ def load_gtzan_partition(
         notes.update(
             seed=int(seed), n_folds=N_FOLDS, test_fold=fold, valid_fold=valid_fold, folds=folds
         )
-        extra = sorted(set(files) - set(ids))
+        extra = sorted(set(found.files) - set(ids))
         if extra:
             notes["files_outside_canonical_ids"] = extra
     else:
@@ -267,11 +367,12 @@ def load_gtzan_partition(
         notes["lists"] = {split: str(path) for split, path in lists.items()}
 
     wanted = [i for split in ("train", "valid", "test") for i in membership[split]]
-    usable, dropped = _check_files(wanted, files, root, check_audio)
+    usable, dropped = _check_files(wanted, found, root, check_audio, min_seconds)
     splits = {
         split: Split(
             split,
-            [Track(i, files[i], (label_of[genre_of(i)],)) for i in membership[split] if i in usable],
+            [Track(i, found.files[i], (label_of[genre_of(i)],)) for i in membership[split]
+             if i in usable],
         )
         for split in ("train", "valid", "test")
     }
@@ -289,7 +390,7 @@ def load_gtzan_partition(
         splits=splits,
         dropped=dropped,
         notes=notes,
-        min_seconds=0.0,
+        min_seconds=float(min_seconds),
     )
 
 
@@ -300,38 +401,67 @@ def check_gtzan(
     genres: Sequence[str] = GENRES,
     n_per_genre: int = N_PER_GENRE,
     expected_sr: int | None = SAMPLE_RATE,
+    min_seconds: float = MIN_SECONDS,
     progress: bool = True,
 ) -> HealthReport:
-    """Health report of a GTZAN root: layout, canonical ids without a file, and every file whose
-    header is unreadable or not at 22,050 Hz, with the distribution of lengths (headers only)."""
+    """Health report of a GTZAN root, from audio headers only.
+
+    Problems (each clip will be skipped): canonical ids without a file, files that are empty,
+    unreadable, truncated or shorter than ``min_seconds``, and links leaving the data root.
+    Notes: the layout, sample rates other than ``expected_sr`` (resampled and used), folders that
+    are no genre, ignored ``._*`` files, files outside the canonical ids, the filtered-protocol
+    lists, and the distribution of lengths.
+    """
     readme = dataset_readme(dataset)
     root = require_root(root, dataset, ["genres", "Data/genres_original", *genres], readme)
-    layout, files = discover_files(root, genres)
+    found = scan_layout(root, genres)
     ids = canonical_ids(genres, n_per_genre)
-    problems = [
-        Dropped(i, "", "no audio file in the layout found", STEP_AUDIO) for i in ids if i not in files
-    ]
+    problems: list[Dropped] = []
+    probe: list[tuple[str, Path]] = []
+    for i in ids:
+        if i in found.outside:
+            problems.append(found.outside[i])
+        elif i in found.files:
+            probe.append((i, found.files[i]))
+        else:
+            problems.append(Dropped(i, "", _no_file(i, root, found.layout), STEP_AUDIO, MISSING))
+    extra = sorted(set(found.files) - set(ids))
     probed, stats = probe_audio(
-        sorted(files.items()), expected_sr=expected_sr, min_seconds=0.0, progress=progress
+        probe + [(i, found.files[i]) for i in extra], expected_sr=expected_sr,
+        min_seconds=min_seconds, progress=progress,
     )
-    problems += probed
+    problems += [p for p in probed if p.id not in extra]
     notes: list[str] = []
-    if not files:
+    if not found.files:
         notes.append(f"no GTZAN audio found; expected one of {[name for name, _, _ in LAYOUTS]}; see {readme}")
-    extra = sorted(set(files) - set(ids))
+    notes += found.notes()
     if extra:
-        notes.append(f"{len(extra)} files outside the canonical ids: {', '.join(extra[:10])}")
-    lists = [name for name in LIST_FILES.values() if (root / name).is_file()]
+        notes.append(f"{len(extra)} files outside the canonical ids are not used: {', '.join(extra[:10])}")
+    rate = sample_rate_note(stats)
+    if rate:
+        notes.append(rate)
     notes.append(
-        f"filtered-protocol lists in the root: {', '.join(lists)}" if lists
-        else f"no filtered-protocol lists in the root (only needed for --protocol filtered; see {readme})"
+        f"clips with less than {min_seconds:g} s of audio are skipped (at most 0.5 s of "
+        "zero-padding to the 29 s input; GTZAN clips last about 30 s)"
     )
+    present = [name for name in LIST_FILES.values() if (root / name).is_file()]
+    if present:
+        notes.append(f"filtered-protocol lists in the root: {', '.join(present)}")
+        for name in present:
+            try:
+                read_split_list(root / name, genres)
+            except DatasetError as exc:
+                notes.append(f"--protocol filtered cannot be used: {exc}")
+    else:
+        notes.append(
+            f"no filtered-protocol lists in the root (only needed for --protocol filtered; see {readme})"
+        )
     return HealthReport(
         dataset=dataset,
         root=root,
-        layout=layout or "none",
+        layout=found.layout or "none",
         n_listed=len(ids),
-        n_found=sum(1 for i in ids if i in files),
+        n_found=sum(1 for i in ids if i in found.files),
         problems=problems,
         stats=stats,
         notes=notes,
@@ -340,18 +470,20 @@ def check_gtzan(
 
 # --------------------------------------------------------------------------- plugin
 
-_TRACK_PARAMS = ("seed", "lists_dir", "check_audio")
+#: The parameters of :func:`tracks` (``--dataset-param KEY=VALUE``), typed.
+PARAMS = {
+    "seed": Option(int, 0, "seed of the stratified 10-fold assignment (cv10)", minimum=0),
+    # The lists' content is in the split fingerprints, so their folder is not.
+    "lists_dir": Option(Path, None, "folder of the filtered-protocol list files (default: "
+                        "the data root)", affects_result=False),
+    "check_audio": Option(bool, True, "read every file's header and drop unreadable clips"),
+}
 
 
 def tracks(root: Path, protocol: str = "cv10", fold: int | None = None, **params: Any) -> Partition:
-    """``DatasetSpec.tracks`` for GTZAN (:func:`load_gtzan_partition`); ``fold`` defaults to 0."""
-    unknown = sorted(set(params) - set(_TRACK_PARAMS))
-    if unknown:
-        raise DatasetError(f"{NAME}: unknown option(s) {unknown}; accepted: {list(_TRACK_PARAMS)}")
-    if "seed" in params:
-        params["seed"] = int(params["seed"])
-    if params.get("lists_dir") is not None:
-        params["lists_dir"] = Path(params["lists_dir"])
+    """``DatasetSpec.tracks`` for GTZAN (:func:`load_gtzan_partition`); ``fold`` defaults to 0;
+    ``params`` are those of :data:`PARAMS`, typed here (the harness has typed them already when it calls)."""
+    params = resolve_options(PARAMS, params, owner=f"dataset {NAME!r}")
     return load_gtzan_partition(Path(root), protocol=protocol or "cv10", fold=fold, **params)
 
 
@@ -372,6 +504,7 @@ SPEC = DatasetSpec(
     clip_seconds=29.0,
     readme="datasets/gtzan/README.md",
     labels=GENRES,
+    params=PARAMS,
 )
 
 

@@ -1,16 +1,23 @@
-"""MagnaTagATune (MTAT) top-50 tagging with the standard 12 : 1 : 3 folder split (datasets.md §2).
+"""MagnaTagATune (MTAT) top-50 tagging with the standard 12 : 1 : 3 folder split.
 
-The paper (Wang et al. 2019, Sec. IV-A, Table II) uses MTAT's 50 most frequent tags and the split
+The paper (Wang et al. 2019, Sec. V-A, Table I) uses MTAT's 50 most frequent tags and the split
 of Dieleman & Schrauwen (2014): folders ``0``–``b`` train, ``c`` valid, ``d``–``f`` test.
 
 Reusable pieces (the ``synthetic`` dataset writes the same on-disk format and reuses them):
 
-- :func:`read_annotations` parses ``annotations_final.csv`` (§2.2: tab-separated, every field
-  double-quoted, CRLF or LF) with the ``csv`` module;
-- :func:`top_tags` ranks tags by (count descending, name ascending), §2.3;
-- :func:`split_of` maps an ``mp3_path`` to its split, §2.4;
-- :func:`load_mtat_partition` runs the whole §2.4 procedure and records every drop;
+- :func:`read_annotations` parses ``annotations_final.csv`` (tab-separated despite its name,
+  every field double-quoted, CRLF or LF) with the ``csv`` module;
+- :func:`top_tags` ranks tags by (count descending, name ascending);
+- :func:`split_of` maps an ``mp3_path`` to its split;
+- :func:`load_mtat_partition` builds the split and records every clip left out;
 - :func:`check_mtat` reports the layout and every bad file from audio headers only.
+
+Faults, decided once for ``check`` and ``prepare`` (see ``plugins/datasets/common.py``): a clip
+whose file is missing, empty, unreadable, truncated or too short, or whose path leaves the data
+root, is skipped and reported; an ``annotations_final.csv`` that cannot be parsed or lists no
+clip stops the dataset with a message naming the file; a sample rate other than 16 kHz, the
+three known bad clips and clips with none of the top-50 tags are notes in ``check`` (the split
+always leaves the latter two out, and ``prepare`` lists them among the skipped clips).
 
 numpy is imported inside functions so that listing plugins stays cheap.
 """
@@ -18,6 +25,7 @@ numpy is imported inside functions so that listing plugins stays cheap.
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,29 +39,48 @@ from mcbench.specs import (
     DatasetSpec,
     Dropped,
     HealthReport,
+    Option,
     Partition,
     Split,
     Track,
+    resolve_options,
 )
 
-from .common import dataset_readme, file_problem, probe_audio, require_root, resolve_inside
+from .common import (
+    KNOWN_BAD_CLIP,
+    NO_LABEL,
+    NO_SPLIT,
+    appledouble_note,
+    dataset_readme,
+    file_fault,
+    is_appledouble,
+    outside_root,
+    probe_audio,
+    require_root,
+    resolve_inside,
+    sample_rate_note,
+    stop,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 NAME = "mtat"
 ANNOTATIONS = "annotations_final.csv"
-#: The 16 audio folders of the unzipped ``mp3.zip`` (§2.1).
+#: Where the annotation file and the audio are published.
+SOURCE_URL = "https://mirg.city.ac.uk/codeapps/the-magnatagatune-dataset"
+#: The 16 audio folders of the unzipped ``mp3.zip``.
 FOLDERS = tuple("0123456789abcdef")
-#: Folder → split (§2.4 step 2; Dieleman & Schrauwen 2014).
+#: Folder → split (Dieleman & Schrauwen 2014).
 FOLDER_SPLIT = {**{f: "train" for f in "0123456789ab"}, "c": "valid", "d": "test", "e": "test", "f": "test"}
 SAMPLE_RATE = 16_000
-#: Default length rule (§2.4 step 4): at most 0.5 s of zero-padding to the 29.0 s front-end input.
+#: Default length rule: at most 0.5 s of zero-padding to the 29.0 s front-end input (MTAT clips
+#: decode to about 29.1 s, so only a clip that lost audio falls below).
 MIN_SECONDS = 28.5
 #: jongpillee/music_dataset_split keeps only clips with at least 29.1 s of decoded audio.
 JONGPILLEE_MIN_SECONDS = 29.1
 
-#: The three unusable clips of §2.5 (jordipons/musicnn-training ``aux/mtt/partition_gt.py``):
+#: The three unusable clips of the release (jordipons/musicnn-training ``aux/mtt/partition_gt.py``):
 #: clip_id → (mp3_path, problem). All are in training folders.
 KNOWN_BAD = {
     "35644": ("6/norine_braun-now_and_zen-08-gently-117-146.mp3", "missing/empty in the mp3 archive"),
@@ -74,6 +101,7 @@ STEP_SPLIT = "split"
 STEP_NO_TAGS = "no_top_tags"
 STEP_KNOWN_BAD = "known_bad"
 STEP_AUDIO = "missing_audio"
+STEP_PATH = "path"
 
 
 # --------------------------------------------------------------------------- annotations
@@ -93,13 +121,32 @@ class Annotations:
         return len(self.clip_ids)
 
 
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> DatasetError:
+    """Name the file, the line and the byte that is not UTF-8 (text decoding reads ahead in
+    blocks, so the line is found again from the raw bytes)."""
+    try:
+        data = path.read_bytes()
+        data.decode("utf-8")
+        line, byte = "?", "?"
+    except UnicodeDecodeError as again:
+        line, byte = data.count(b"\n", 0, again.start) + 1, f"0x{data[again.start]:02x}"
+    except OSError:
+        line, byte = "?", "?"
+    return DatasetError(
+        f"{path}, line {line}: not UTF-8 text (byte {byte}). MTAT's {ANNOTATIONS} is plain ASCII; "
+        f"download it again from {SOURCE_URL}, or convert this copy to UTF-8 "
+        f"(e.g. iconv -f latin1 -t utf-8)"
+    )
+
+
 def read_annotations(path: Path) -> Annotations:
-    """Parse ``annotations_final.csv`` (datasets.md §2.2).
+    """Parse ``annotations_final.csv``.
 
     The file is tab-separated with every field double-quoted; the header is ``clip_id``, the tag
     names, ``mp3_path``; cells are ``0`` or ``1``; line ends are CRLF or LF (``newline=""`` hands
-    both to the csv module, which removes them). A malformed row raises :class:`DatasetError`
-    naming the file and the line.
+    both to the csv module, which removes them). A file that is not UTF-8, not tab-separated,
+    lists no clip or has a malformed row raises :class:`DatasetError` naming the file and the
+    line: the dataset cannot be used until the file is replaced.
     """
     import numpy as np
 
@@ -113,11 +160,25 @@ def read_annotations(path: Path) -> Annotations:
     cells: list[str] = []
     seen: dict[str, int] = {}
     with handle:
-        reader = csv.reader(handle, delimiter="\t", quotechar='"', strict=True)
         try:
-            header = next(reader, None)
-            if header is None:
-                raise DatasetError(f"{path} is empty; expected the {ANNOTATIONS} tag matrix")
+            first = handle.readline()
+            if not first.strip():
+                raise DatasetError(
+                    f"{path} is empty; expected the {ANNOTATIONS} tag matrix "
+                    f"(download it again from {SOURCE_URL})"
+                )
+            if "\t" not in first:
+                commas = first.count(",")
+                raise DatasetError(
+                    f"{path} is not tab-separated: its first line has no tab"
+                    + (f" but {commas} commas" if commas else "")
+                    + f". MTAT's {ANNOTATIONS} is tab-separated despite its name, every field "
+                    "double-quoted; a spreadsheet program may have saved it again with commas. "
+                    f"Download it again from {SOURCE_URL}"
+                )
+            reader = csv.reader(itertools.chain([first], handle), delimiter="\t", quotechar='"',
+                                strict=True)
+            header = next(reader)
             if len(header) < 3 or header[0] != "clip_id" or header[-1] != "mp3_path":
                 raise DatasetError(
                     f"{path}, line 1: expected a tab-separated header 'clip_id', <tags…>, "
@@ -161,6 +222,13 @@ def read_annotations(path: Path) -> Annotations:
                 cells.append("".join(tags))
         except csv.Error as exc:
             raise DatasetError(f"{path}, line {reader.line_num}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path, exc) from exc
+    if not clip_ids:
+        raise DatasetError(
+            f"{path} lists no clips: it holds only the header line (the real file has 25,863 "
+            f"rows). Download it again from {SOURCE_URL}"
+        )
     n_tags = len(tag_names)
     flat = np.frombuffer("".join(cells).encode("ascii"), dtype=np.uint8)
     matrix = (flat - ord("0")).reshape(len(clip_ids), n_tags).astype(np.uint8)
@@ -168,11 +236,12 @@ def read_annotations(path: Path) -> Annotations:
 
 
 def top_tags(tag_names: Sequence[str], counts: Sequence[int] | np.ndarray, k: int = 50) -> list[str]:
-    """The ``k`` most frequent tags (datasets.md §2.3, §6).
+    """The ``k`` most frequent tags.
 
     Sorted by (count descending, tag name ascending), an explicit key rather than an argsort whose
-    tie order depends on the algorithm; tags with a zero count are never chosen, so with fewer than
-    ``k`` used tags all of them are returned.
+    tie order depends on the algorithm (in the real data "female voice" and "metal" tie at the
+    boundary, and the public lists order them differently); tags with a zero count are never
+    chosen, so with fewer than ``k`` used tags all of them are returned.
     """
     if len(tag_names) != len(counts):
         raise ValueError(f"{len(tag_names)} tag names but {len(counts)} counts")
@@ -187,7 +256,7 @@ def split_of(mp3_path: str) -> str | None:
 
 
 def audio_dir(root: Path) -> Path | None:
-    """The folder holding ``0``…``f``: the root itself, else ``<root>/mp3`` (§2.1); else None."""
+    """The folder holding ``0``…``f``: the root itself, else ``<root>/mp3``; else None."""
     for base in (root, root / "mp3"):
         if any((base / f).is_dir() for f in FOLDERS):
             return base
@@ -207,20 +276,20 @@ def load_mtat_partition(
     min_seconds: float = MIN_SECONDS,
     check_files: bool = True,
 ) -> Partition:
-    """The standard MTAT split (datasets.md §2.4).
+    """The standard MTAT split.
 
     1. Parse ``<root>/annotations_final.csv``; the labels are ``tags`` when given, else the
-       top-``top_k`` tags counted over **all** rows (§2.3).
+       top-``top_k`` tags counted over **all** rows.
     2. Split by the folder of ``mp3_path``: ``0``–``b`` train, ``c`` valid, ``d``–``f`` test.
     3. Drop clips with none of the labels.
-    4. Drop the known bad clips (§2.5) and, when ``check_files``, clips whose audio file is
-       missing or empty (one ``stat`` each; decoding is the feature store's job, which also drops
-       clips that decode shorter than ``min_seconds`` and logs their decoded length).
+    4. Drop the known bad clips and, when ``check_files``, clips whose path leaves the data
+       root or whose audio file is missing or empty (one ``stat`` each; decoding is the feature
+       store's job, which also drops clips that are truncated or decode shorter than
+       ``min_seconds``, and logs their decoded length).
     5. Keep the annotation row order inside each split.
 
-    Every drop is recorded (id, path, reason, step) and the count per step is in
-    ``Partition.notes``. Audio paths are resolved under the root, or under ``<root>/mp3``; a path
-    that escapes the root raises :class:`DatasetError`.
+    Every drop is recorded (id, path, reason, step, kind) and the count per step is in
+    ``Partition.notes``. Audio paths are resolved under the root, or under ``<root>/mp3``.
     """
     import numpy as np
 
@@ -239,7 +308,10 @@ def load_mtat_partition(
             raise DatasetError(f"tags given twice: {sorted({t for t in labels if labels.count(t) > 1})}")
         label_source = "given"
     if not labels:
-        raise DatasetError(f"{root / ANNOTATIONS}: no tag is used by any clip")
+        raise DatasetError(
+            f"{root / ANNOTATIONS}: no tag is used by any clip (every tag cell is \"0\"); "
+            f"download the file again from {SOURCE_URL}"
+        )
     column = {name: i for i, name in enumerate(annotations.tag_names)}
     y = annotations.matrix[:, [column[t] for t in labels]]
 
@@ -256,23 +328,33 @@ def load_mtat_partition(
     splits: dict[str, list[Track]] = {"train": [], "valid": [], "test": []}
     dropped: list[Dropped] = []
     before = {"train": 0, "valid": 0, "test": 0}
-    steps = (STEP_SPLIT, STEP_NO_TAGS, STEP_KNOWN_BAD, STEP_AUDIO)
+    steps = (STEP_SPLIT, STEP_NO_TAGS, STEP_KNOWN_BAD, STEP_PATH, STEP_AUDIO)
     per_split = {s: dict.fromkeys(steps[1:], 0) for s in splits}
     for i, (clip_id, rel) in enumerate(zip(annotations.clip_ids, annotations.paths, strict=True)):
-        path = resolve_inside(base, rel)
         split = split_of(rel)
+        try:
+            path = resolve_inside(base, rel)
+        except DatasetError as exc:  # never opened, whatever its folder says
+            dropped.append(outside_root(clip_id, rel, exc, STEP_PATH))
+            if split is not None:
+                before[split] += 1
+                per_split[split][STEP_PATH] += 1
+            continue
         if split is None:
-            dropped.append(Dropped(clip_id, str(path), "mp3_path is not in a folder 0…f", STEP_SPLIT))
+            dropped.append(Dropped(clip_id, str(path), "mp3_path is not in a folder 0…f", STEP_SPLIT,
+                                   NO_SPLIT))
             continue
         before[split] += 1
         positives = np.flatnonzero(y[i])
         if positives.size == 0:
-            drop = Dropped(clip_id, str(path), f"none of the {len(labels)} tags", STEP_NO_TAGS)
+            drop = Dropped(clip_id, str(path), f"none of the {len(labels)} tags", STEP_NO_TAGS,
+                           NO_LABEL)
         elif clip_id in known:
             problem = KNOWN_BAD.get(clip_id, ("", "listed as a known bad clip"))[1]
-            drop = Dropped(clip_id, str(path), f"known bad clip: {problem}", STEP_KNOWN_BAD)
-        elif check_files and (problem := file_problem(path)) is not None:
-            drop = Dropped(clip_id, str(path), f"audio file {problem}", STEP_AUDIO)
+            drop = Dropped(clip_id, str(path), f"known bad clip: {problem}", STEP_KNOWN_BAD,
+                           KNOWN_BAD_CLIP)
+        elif check_files and (fault := file_fault(path)) is not None:
+            drop = Dropped(clip_id, str(path), f"audio file {fault[1]}", STEP_AUDIO, fault[0])
         else:
             splits[split].append(Track(clip_id, path, tuple(int(p) for p in positives)))
             continue
@@ -311,17 +393,28 @@ def check_mtat(
     dataset: str = NAME,
     min_seconds: float = MIN_SECONDS,
     expected_sr: int | None = SAMPLE_RATE,
+    known_bad: Iterable[str] = KNOWN_BAD_IDS,
     progress: bool = True,
 ) -> HealthReport:
-    """Health report of an MTAT root (datasets.md §1 "Bad audio", §2.4 step 4).
+    """Health report of an MTAT root, from audio headers only.
 
     Finds the annotations and the audio folders, reads every listed file's header (never the
-    samples) and reports missing, empty, unreadable, short and wrongly sampled files, the
-    distribution of lengths and sample rates, and mp3 files on disk that no row lists.
+    samples) and reports, as clips that will be skipped, files that are missing, empty,
+    unreadable, truncated or shorter than ``min_seconds`` and paths that leave the root; an
+    unusable annotation file is reported as the fault that stops the dataset. Notes: the
+    distribution of lengths and sample rates, clips at another rate than ``expected_sr`` (they
+    are resampled and used), mp3 files on disk that no row lists, ignored macOS ``._*`` files,
+    the known bad clips (always left out, never probed) and clips with none of the top-50 tags.
     """
+    import numpy as np
+
     readme = dataset_readme(dataset)
     root = require_root(root, dataset, [ANNOTATIONS], readme)
-    annotations = read_annotations(root / ANNOTATIONS)
+    try:
+        annotations = read_annotations(root / ANNOTATIONS)
+    except DatasetError as exc:
+        return HealthReport(dataset=dataset, root=root, layout=f"{ANNOTATIONS} (unusable)",
+                            n_listed=0, n_found=0, problems=[stop(dataset, root / ANNOTATIONS, str(exc))])
     base = audio_dir(root)
     notes: list[str] = []
     if base is None:
@@ -336,33 +429,54 @@ def check_mtat(
         if missing_folders:
             notes.append(f"audio folders missing: {', '.join(missing_folders)}")
 
+    known = {str(i) for i in known_bad}
     problems: list[Dropped] = []
     items: list[tuple[str, Path]] = []
     listed: set[str] = set()
     for clip_id, rel in zip(annotations.clip_ids, annotations.paths, strict=True):
+        listed.add(os.path.normcase(os.path.normpath(os.path.join(base, rel))))
         try:
             path = resolve_inside(base, rel)
         except DatasetError as exc:
-            problems.append(Dropped(clip_id, rel, str(exc), "path"))
+            problems.append(outside_root(clip_id, rel, exc, STEP_PATH))
             continue
         listed.add(os.path.normcase(str(path)))
-        items.append((clip_id, path))
+        if clip_id not in known:
+            items.append((clip_id, path))
     probed, stats = probe_audio(items, expected_sr=expected_sr, min_seconds=min_seconds, progress=progress)
     problems += probed
     n_absent = sum(1 for p in probed if p.reason == "missing")
     n_found = len(items) - n_absent
 
     on_disk = [p for f in FOLDERS if (base / f).is_dir() for p in (base / f).glob("*.mp3")]
-    unlisted = [p for p in on_disk if os.path.normcase(str(p.resolve())) not in listed]
+    stubs = sum(1 for p in on_disk if is_appledouble(p.name))
+    unlisted = [p for p in on_disk if not is_appledouble(p.name)
+                and not {os.path.normcase(str(p)), os.path.normcase(str(p.resolve()))} & listed]
     if unlisted:
-        notes.append(f"{len(unlisted)} mp3 files on disk are not listed in {ANNOTATIONS}")
+        notes.append(
+            f"{len(unlisted)} mp3 file(s) on disk are not listed in {ANNOTATIONS} and are not "
+            f"used (e.g. {', '.join(str(p.relative_to(base)) for p in sorted(unlisted)[:3])})"
+        )
+    notes += [n for n in (appledouble_note(stubs), sample_rate_note(stats)) if n]
     listed_ids = set(annotations.clip_ids)
-    bad_here = [clip_id for clip_id in KNOWN_BAD_IDS if clip_id in listed_ids]
+    bad_here = [clip_id for clip_id in KNOWN_BAD_IDS if clip_id in listed_ids and clip_id in known]
     if bad_here:
-        notes.append(f"known bad clips, always dropped by the split: {', '.join(bad_here)}")
+        notes.append(
+            "known bad clips of the MTAT release (jordipons/musicnn-training), always left out "
+            "and not probed: "
+            + ", ".join(f"{c} ({KNOWN_BAD[c][1]})" for c in bad_here)
+        )
+    counts = annotations.matrix.sum(axis=0, dtype=np.int64)
+    top = top_tags(annotations.tag_names, counts)
+    column = [annotations.tag_names.index(t) for t in top]
+    n_untagged = int((annotations.matrix[:, column].sum(axis=1) == 0).sum()) if top else len(annotations)
+    if n_untagged:
+        notes.append(f"{n_untagged} clip(s) have none of the top-{len(top)} tags and are left out "
+                     "by the split")
     notes.append(
-        f"clips with less than {min_seconds:g} s of audio are dropped (pass min_duration="
-        f"{JONGPILLEE_MIN_SECONDS} for the jongpillee/music_dataset_split convention)"
+        f"clips with less than {min_seconds:g} s of audio are skipped (at most 0.5 s of "
+        f"zero-padding to the 29 s input; pass min_duration={JONGPILLEE_MIN_SECONDS} for the "
+        "jongpillee/music_dataset_split convention)"
     )
     return HealthReport(
         dataset=dataset,
@@ -378,35 +492,32 @@ def check_mtat(
 
 # --------------------------------------------------------------------------- plugin
 
-_TRACK_PARAMS = ("top_k", "tags", "known_bad", "min_seconds", "min_duration", "check_files")
+#: The parameters of :func:`tracks` (``--dataset-param KEY=VALUE``), typed.
+PARAMS = {
+    "top_k": Option(int, 50, "the labels are the top_k most frequent tags over all rows",
+                    minimum=1),
+    "tags": Option(str, None, "an explicit label list instead of the top_k (comma-separated)",
+                   multiple=True),
+    "known_bad": Option(str, tuple(KNOWN_BAD_IDS), "clip ids left out as known bad",
+                        multiple=True),
+    "min_seconds": Option(float, MIN_SECONDS, "clips that decode shorter are dropped",
+                          minimum=0.0),
+    "check_files": Option(bool, True, "drop clips whose audio file is missing or empty"),
+}
 
 
 def tracks(root: Path, protocol: str = "fixed", fold: int | None = None, **params: Any) -> Partition:
-    """``DatasetSpec.tracks`` for MTAT: the fixed folder split (:func:`load_mtat_partition`).
-
-    ``min_duration`` is accepted as another name for ``min_seconds`` (jongpillee's convention
-    is ``min_duration=29.1``). ``tags`` and ``known_bad`` may be comma-separated strings, as
-    ``--dataset-param tags=guitar,rock`` gives them.
-    """
+    """``DatasetSpec.tracks`` for MTAT: the fixed folder split (:func:`load_mtat_partition`);
+    ``params`` are those of :data:`PARAMS`, typed here (the harness has typed them already when it calls)."""
     protocol = protocol or "fixed"
     if protocol != "fixed":
         raise DatasetError(f"{NAME}: unknown protocol {protocol!r}; MTAT has only 'fixed'")
     if fold not in (None, 0):
         raise DatasetError(f"{NAME}: the fixed split has no fold {fold!r}")
-    unknown = sorted(set(params) - set(_TRACK_PARAMS))
-    if unknown:
-        raise DatasetError(f"{NAME}: unknown option(s) {unknown}; accepted: {list(_TRACK_PARAMS)}")
-    if "min_duration" in params:
-        if "min_seconds" in params and float(params["min_seconds"]) != float(params["min_duration"]):
-            raise DatasetError(f"{NAME}: give min_seconds or min_duration, not both")
-        params["min_seconds"] = params.pop("min_duration")
-    if "min_seconds" in params:
-        params["min_seconds"] = float(params["min_seconds"])
-    if "top_k" in params:
-        params["top_k"] = int(params["top_k"])
-    for key in ("tags", "known_bad"):  # from the command line: "guitar,rock" or a JSON list
-        if isinstance(params.get(key), str):
-            params[key] = [t.strip() for t in params[key].split(",") if t.strip()]
+    params = resolve_options(PARAMS, params, owner=f"dataset {NAME!r}")
+    for key in ("tags", "known_bad"):
+        if params.get(key) is not None:
+            params[key] = list(params[key])
     return load_mtat_partition(Path(root), **params)
 
 
@@ -426,6 +537,7 @@ SPEC = DatasetSpec(
     sample_rate=SAMPLE_RATE,
     clip_seconds=29.0,
     readme="datasets/mtat/README.md",
+    params=PARAMS,
 )
 
 

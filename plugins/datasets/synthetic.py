@@ -1,17 +1,17 @@
-"""The built-in ``synthetic`` datasets (datasets.md §6): seeded music-like audio on disk.
+"""The built-in ``synthetic`` datasets: seeded music-like audio on disk.
 
 Two :class:`~mcbench.specs.DatasetSpec` objects come from this one module:
 
 - ``synthetic`` (multilabel, the 13 tags of :data:`synthetic_audio.TAGS`) is written in the
-  MagnaTagATune layout (datasets.md §2.1–§2.2): folders ``0``–``9``, ``a``–``f`` of 16 kHz mono
+  MagnaTagATune layout: folders ``0``–``9``, ``a``–``f`` of 16 kHz mono
   MP3 clips and ``annotations_final.csv`` (tab-separated, every field double-quoted, header
   ``clip_id``, tags, ``mp3_path``, CRLF, rows by ascending ``clip_id``). Train clips are in
   folders ``0``–``b``, valid in ``c``, test in ``d``–``f``, but in proportions chosen for a demo
   (default 70/10/20 of 400 clips: most clips train, and the test set of 80 is large enough for a
   stable macro ROC-AUC) rather than MTAT's 12:1:3. It is read back by :func:`mcbench_plugins.datasets.mtat.load_mtat_partition`,
-  the real MTAT reader: with 13 tag columns the top-50 rule keeps every tag that occurs (§6).
+  the real MTAT reader: with 13 tag columns the top-50 rule keeps every tag that occurs.
 - ``synthetic_genres`` (multiclass, the 6 genres of :data:`synthetic_audio.GENRES`) is written
-  in the GTZAN layout ``genres/<genre>/<genre>.000NN.wav`` (22,050 Hz mono PCM_16, §4.1) and read
+  in the GTZAN layout ``genres/<genre>/<genre>.000NN.wav`` (22,050 Hz mono PCM_16) and read
   by :func:`mcbench_plugins.datasets.gtzan.load_gtzan_partition`. Its protocols: ``fixed`` (the
   default, one split for demos) is fold 0 of ``cv5``, a seeded stratified 5-fold split made
   with the GTZAN plugin's :func:`~mcbench_plugins.datasets.gtzan.cv_folds` (test = fold ``i``,
@@ -22,7 +22,10 @@ Two :class:`~mcbench.specs.DatasetSpec` objects come from this one module:
 
 Generation happens on first use (``materialize``, which the harness calls before ``tracks``):
 clips are rendered in parallel worker processes with a progress bar, written into a temporary
-folder next to the root and moved into place, the marker file ``synthetic.json`` last. The marker
+folder next to the root (``.<root name>.partial-<host>-<pid>-<tag>``) and moved into place, the
+marker file ``synthetic.json`` last. A generation that is killed (SIGKILL, SIGTERM, a power cut)
+cannot remove its temporary folder; the next generation beside the same root removes every such
+folder whose process, on this host, is no longer running, and ``check`` notes any it finds. The marker
 records the generator version and parameters; when it is present and agrees with the parameters
 given, nothing is regenerated; when it disagrees, a :class:`~mcbench.specs.DatasetError` says to
 delete the folder or use another root. Parameters left out are taken from the marker, so
@@ -32,10 +35,13 @@ delete the folder or use another root. Parameters left out are taken from the ma
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import os
+import re
 import shutil
+import socket
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +55,7 @@ from mcbench.specs import (
     DatasetError,
     DatasetSpec,
     HealthReport,
+    Option,
     Partition,
 )
 
@@ -62,9 +69,9 @@ MARKER = "synthetic.json"
 TAGS: tuple[str, ...] = sa.TAGS
 GENRES: tuple[str, ...] = sa.GENRES
 
-#: MTAT's format: 16 kHz mono MP3 (datasets.md §2.1).
+#: MTAT's format: 16 kHz mono MP3.
 TAGGING_SAMPLE_RATE = 16_000
-#: GTZAN's format: 22,050 Hz mono 16-bit PCM WAV (datasets.md §4.1).
+#: GTZAN's format: 22,050 Hz mono 16-bit PCM WAV.
 GENRES_SAMPLE_RATE = 22_050
 ANNOTATIONS = "annotations_final.csv"
 CLIP_TAGS = "clip_tags.tsv"
@@ -259,7 +266,7 @@ def tagging_plan(n_clips: int = 400, seed: int = 0, split: Sequence[float] = (0.
         style = str(style_of[i])
         params = sa.sample_params(sa.clip_rng(seed, _TAGGING, clip_id, _LABELS),
                                   sa.GENRE_RECIPES.get(style))
-        # <artist>-<album>-<trackno>-<title>-<start>-<end>.mp3, like MTAT's names (§2.1)
+        # <artist>-<album>-<trackno>-<title>-<start>-<end>.mp3, like MTAT's names
         rel = f"{folder}/mcbench_synthetic-seed_{seed}-{clip_id:05d}-{style}-0-{end}.mp3"
         plan.append(PlannedClip(str(clip_id), rel, name, style, params,
                                 (seed, _TAGGING, clip_id, _AUDIO)))
@@ -312,7 +319,7 @@ def _run_parallel(fn: Callable, clips: Sequence[PlannedClip], args: tuple, worke
 
 
 def annotations_text(plan: Sequence[PlannedClip]) -> str:
-    """``annotations_final.csv`` in MTAT's exact format (datasets.md §2.2).
+    """``annotations_final.csv`` in MTAT's exact format.
 
     Tab-separated, every field double-quoted, header ``clip_id``, the tags in :data:`TAGS`
     order, ``mp3_path``; cells ``"0"``/``"1"``; CRLF line ends; rows by ascending clip_id.
@@ -364,7 +371,7 @@ def _write_genres(folder: Path, gen: Mapping[str, Any], runtime: Mapping[str, An
         lists = folder / "splits" / f"cv{N_FOLDS}" / f"fold{k}"
         lists.mkdir(parents=True)
         for split, name in LIST_FILES.items():
-            # GTZAN's list-file format (§4.3): <genre>/<genre>.000NN.wav, LF, sorted
+            # GTZAN's list-file format: <genre>/<genre>.000NN.wav, LF, sorted
             text = "".join(f"{i.split('.')[0]}/{i}.wav\n" for i in members[split])
             (lists / name).write_text(text, encoding="utf-8", newline="\n")
     return len(plan)
@@ -386,6 +393,54 @@ def _install(tmp: Path, root: Path) -> None:
     os.rename(tmp / MARKER, root / MARKER)
 
 
+#: This machine, in the temporary folder's name: a process id means nothing on another host
+#: sharing the folder.
+_HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname() or "host")
+
+
+def _partial_owner(root: Path, folder: Path) -> tuple[str, int] | None:
+    """``(host, pid)`` of a generation's temporary folder beside ``root``, else ``None``."""
+    prefix = f".{root.name}.partial-"
+    if not folder.name.startswith(prefix):
+        return None
+    # <host>-<pid>-<tag> (a host name may hold "-"); "<pid>-<tag>" before hosts were recorded
+    match = re.fullmatch(r"(?:(?P<host>.+)-)?(?P<pid>\d+)-[0-9a-f]{8}", folder.name[len(prefix):])
+    if match is None:
+        return None
+    return match.group("host") or _HOST, int(match.group("pid"))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def stale_partials(root: Path) -> list[Path]:
+    """Temporary folders of generations beside ``root`` whose process (on this host) is gone."""
+    root = Path(root)
+    if not root.parent.is_dir():
+        return []
+    stale = []
+    for folder in sorted(root.parent.glob(f".{glob.escape(root.name)}.partial-*")):
+        owner = _partial_owner(root, folder)
+        if owner is not None and folder.is_dir() and owner[0] == _HOST and not _running(owner[1]):
+            stale.append(folder)
+    return stale
+
+
+def remove_stale_partials(root: Path) -> list[Path]:
+    """Remove what :func:`stale_partials` finds (left by a killed generation); return them."""
+    removed = stale_partials(root)
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
+
+
 def _materialize(kind: str, root: Path, params: Mapping[str, Any],
                  writer: Callable[[Path, Mapping, Mapping], int], outputs: Sequence[str]) -> None:
     root = Path(root)
@@ -404,9 +459,10 @@ def _materialize(kind: str, root: Path, params: Mapping[str, Any],
             f"Delete those entries, or pass another --root."
         )
     root.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(root)
     # a fresh name beside the root (same file system, so the final move is a rename); mkdir
     # rather than tempfile.mkdtemp, whose 0700 mode would leave the dataset private
-    tmp = root.parent / f".{root.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = root.parent / f".{root.name}.partial-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         n_files = writer(tmp, gen, runtime)
@@ -446,7 +502,7 @@ def materialize_genres(root: Path, **params: Any) -> None:
 
 
 def _min_seconds(seconds: float) -> float:
-    # MTAT's rule (§2.4 step 4): at most 0.5 s shorter than the clip length written
+    # MTAT's rule: at most 0.5 s shorter than the clip length written
     return max(0.0, float(seconds) - 0.5)
 
 
@@ -490,7 +546,8 @@ def tracks_genres(root: Path, protocol: str = "fixed", fold: int | None = None,
     lists = Path(root) / "splits" / f"cv{N_FOLDS}" / f"fold{k}"
     partition = load_gtzan_partition(Path(root), protocol="filtered", lists_dir=lists,
                                      dataset=GENRES_NAME, genres=GENRES,
-                                     n_per_genre=gen["n_per_genre"])
+                                     n_per_genre=gen["n_per_genre"],
+                                     min_seconds=_min_seconds(gen["seconds"]))
     partition.protocol = protocol
     partition.fold = None if protocol == "fixed" else k
     partition.notes.update(
@@ -503,6 +560,12 @@ def tracks_genres(root: Path, protocol: str = "fixed", fold: int | None = None,
 
 
 def _marker_notes(root: Path, kind: str) -> list[str]:
+    left = [f"{p.name} beside the root was left by an interrupted generation (it is removed by the "
+            "next generation, or delete it)" for p in stale_partials(root)]
+    return left + _marker_line(root, kind)
+
+
+def _marker_line(root: Path, kind: str) -> list[str]:
     try:
         marker = read_marker(root)
     except DatasetError as exc:
@@ -518,6 +581,11 @@ def _marker_notes(root: Path, kind: str) -> list[str]:
     return [line]
 
 
+def _length_note(seconds: float) -> str:
+    return (f"clips with less than {_min_seconds(seconds):g} s of audio are skipped (at most 0.5 s "
+            f"of zero-padding to the {seconds:g} s the clips were generated with)")
+
+
 def check(root: Path) -> HealthReport:
     """Health of a ``synthetic`` root: the MTAT checks (headers only) plus the marker."""
     from .mtat import check_mtat
@@ -525,8 +593,9 @@ def check(root: Path) -> HealthReport:
     root = Path(root)
     gen = _resolved_params(root, NAME, {})
     report = check_mtat(root, dataset=NAME, min_seconds=_min_seconds(gen["seconds"]),
-                        expected_sr=TAGGING_SAMPLE_RATE)
-    report.notes = [n for n in report.notes if "jongpillee" not in n] + _marker_notes(root, NAME)
+                        expected_sr=TAGGING_SAMPLE_RATE, known_bad=())
+    report.notes = [n for n in report.notes if "jongpillee" not in n]
+    report.notes += [_length_note(gen["seconds"]), *_marker_notes(root, NAME)]
     return report
 
 
@@ -537,8 +606,10 @@ def check_genres(root: Path) -> HealthReport:
     root = Path(root)
     gen = _resolved_params(root, GENRES_NAME, {})
     report = check_gtzan(root, dataset=GENRES_NAME, genres=GENRES,
-                         n_per_genre=gen["n_per_genre"], expected_sr=GENRES_SAMPLE_RATE)
-    report.notes = [n for n in report.notes if "filtered" not in n] + _marker_notes(root, GENRES_NAME)
+                         n_per_genre=gen["n_per_genre"], expected_sr=GENRES_SAMPLE_RATE,
+                         min_seconds=_min_seconds(gen["seconds"]))
+    report.notes = [n for n in report.notes if "filtered" not in n and "GTZAN clips" not in n]
+    report.notes += [_length_note(gen["seconds"]), *_marker_notes(root, GENRES_NAME)]
     return report
 
 
@@ -566,6 +637,30 @@ MODEL_TRAIN_DEFAULTS = {
 #: ``synthetic_genres`` (144 training clips per fold) keeps the earlier demo settings.
 GENRES_TRAIN_DEFAULTS = {"max_epochs": 8, "batch_size": 8}
 
+#: Options that change how, not what, is generated (kept out of a run's identity).
+_RUNTIME_PARAMS = {
+    "workers": Option(int, None, "generation processes (default: the CPU count)", minimum=1,
+                      affects_result=False),
+    "progress": Option(bool, True, "show a progress bar while generating", affects_result=False),
+}
+#: The parameters of ``synthetic`` (``--dataset-param KEY=VALUE``), typed; defaults above.
+TAGGING_PARAMS = {
+    "n_clips": Option(int, TAGGING_DEFAULTS["n_clips"], "clips over train/valid/test", minimum=3),
+    "seconds": Option(float, TAGGING_DEFAULTS["seconds"], "length of every clip", minimum=0.01),
+    "seed": Option(int, TAGGING_DEFAULTS["seed"], "generation seed", minimum=0),
+    "split": Option(float, TAGGING_DEFAULTS["split"], "train/valid/test shares", multiple=True,
+                    minimum=0.0),
+    **_RUNTIME_PARAMS,
+}
+#: The parameters of ``synthetic_genres``, typed.
+GENRES_PARAMS = {
+    "n_per_genre": Option(int, GENRES_DEFAULTS["n_per_genre"], "clips per genre",
+                          minimum=N_FOLDS),
+    "seconds": Option(float, GENRES_DEFAULTS["seconds"], "length of every clip", minimum=0.01),
+    "seed": Option(int, GENRES_DEFAULTS["seed"], "generation seed", minimum=0),
+    **_RUNTIME_PARAMS,
+}
+
 SPEC = DatasetSpec(
     name=NAME,
     summary=f"synthetic music-like clips, {len(TAGS)} tags (spectral and temporal), MTAT layout; "
@@ -581,6 +676,7 @@ SPEC = DatasetSpec(
     materialize=materialize,
     train_defaults=TRAIN_DEFAULTS,
     model_train_defaults=MODEL_TRAIN_DEFAULTS,
+    params=TAGGING_PARAMS,
     # the vocabulary; a Partition lists the tags that occur, by count (datasets.md §2.3, §6)
     labels=TAGS,
 )
@@ -600,6 +696,7 @@ GENRES_SPEC = DatasetSpec(
     materialize=materialize_genres,
     train_defaults=GENRES_TRAIN_DEFAULTS,
     labels=GENRES,
+    params=GENRES_PARAMS,
 )
 
 
