@@ -1,4 +1,4 @@
-"""A miniature FMA data root, faithful to the real formats (datasets.md §7 "FMA fixture").
+"""A miniature FMA data root, faithful to the real formats of the FMA release (mdeff/fma).
 
 - ``fma_metadata/tracks.csv``: the three header lines and all 52 columns in the on-disk order of
   ``shared/data/fma/tracks_csv_columns.txt`` (read at test time), written by pandas ``to_csv``
@@ -9,8 +9,9 @@
 - Audio: the real clip of track 2 copied from ``shared/audio/fma/000/000002.mp3``, generated
   44.1 kHz stereo MP3s, a zero-byte ``099/099134.mp3``, a missing clip and a short clip.
 
-Only tracks 2, 3 and 20 carry real values (datasets.md §3.2); the other rows are made up in the
-real format, with the known-fault ids of §3.7 where a fault is injected.
+Only tracks 2, 3 and 20 carry real values (from the real tracks.csv); the other rows are made up
+in the real format, with the published known-fault ids (mdeff/fma issues #8, #41, #44) where a
+fault is injected.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class FixtureTrack:
 
 #: The fixture's rows, in ascending track_id as in the real file.
 DEFAULT_TRACKS = (
-    # Real track 2 (datasets.md §3.2): small, so it must count as medium.
+    # Real track 2: small, so it must count as medium.
     FixtureTrack(
         2,
         "small",
@@ -67,9 +68,9 @@ DEFAULT_TRACKS = (
     FixtureTrack(140, "small", "validation", "Folk", [17], [17], title='Song, with "quotes"'),
     FixtureTrack(5000, "medium", "validation", "Soul-RnB", [14], [14]),
     FixtureTrack(12345, "medium", "test", "Old-Time / Historic", [8], [8]),
-    # Known wrong-duration id (§3.7): a clip much shorter than 30 s, kept and padded.
+    # Known wrong-duration id (mdeff/fma #8, #41, #44): a clip much shorter than 30 s, kept and padded.
     FixtureTrack(98565, "medium", "test", "Electronic", [15], [15], seconds=1.5),
-    # Known empty clip (§3.7): a zero-byte file.
+    # Known empty clip (mdeff/fma wiki, known issues): a zero-byte file.
     FixtureTrack(99134, "small", "training", "Electronic", [15], [15], audio="empty"),
     # Known empty clip, here absent from the audio folder.
     FixtureTrack(108925, "small", "test", "Rock", [12], [12], audio=None),

@@ -1,4 +1,4 @@
-"""Builders of miniature MagnaTagATune roots that keep every quirk of the real data (datasets.md §7).
+"""Builders of miniature MagnaTagATune roots that keep every quirk of the real data.
 
 The real ``annotations_final.csv`` is tab-separated, every field double-quoted, CRLF line ends,
 a 190-field header (``clip_id``, the 188 tags in file order, ``mp3_path``) and rows sorted by
@@ -133,7 +133,7 @@ def _first(index: Sequence[tuple[str, str]], folder: str, accept=lambda cid: Tru
 def build_mtat(
     tmp: Path, shared: Path, *, line_end: str = "\r\n", under_mp3: bool = False
 ) -> MtatFixture:
-    """A faithful miniature MTAT root under ``tmp`` (datasets.md §7).
+    """A faithful miniature MTAT root under ``tmp``.
 
     Real ids, paths and row order from ``index_mtt.tsv``; real labels for the folder c–f rows
     from the ``*_gt_mtt.tsv`` files (train folders have no public labels, so their tags are

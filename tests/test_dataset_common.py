@@ -173,7 +173,7 @@ def test_probe_audio_of_nothing():
 
 
 def test_probe_reads_headers_of_a_real_clip(shared_dir):
-    """The real FMA clip: 44.1 kHz stereo MP3 decoding to 1,321,967 samples (datasets.md §1)."""
+    """The real FMA clip: 44.1 kHz stereo MP3 decoding to 1,321,967 samples with soundfile."""
     clip = shared_dir / "audio" / "fma" / "000" / "000002.mp3"
     problems, stats = probe_audio([("2", clip)], expected_sr=44100, min_seconds=29.0, progress=False)
     assert problems == []

@@ -1,4 +1,4 @@
-"""The ``fma`` dataset plugin on a faithful miniature root (datasets.md §3, §7).
+"""The ``fma`` dataset plugin on a faithful miniature root.
 
 The fixture is built from the real column list, the real genres rows and the real clip of track 2
 under ``shared/`` (through the ``shared_dir`` fixture); nothing is copied into the repository.
@@ -26,7 +26,7 @@ from mcbench_plugins.datasets import fma
 from mcbench.audio import decode, load_clip
 from mcbench.specs import DatasetError, OptionError
 
-#: datasets.md §3.5: the 16 medium classes with their genre ids, in label order.
+#: The 16 medium classes with their genre ids (genres.csv), in label order.
 SPEC_TABLE = [
     ("Blues", 3),
     ("Classical", 5),
@@ -243,7 +243,7 @@ def test_partition_labels_splits_and_ids(medium, fma_root):
     assert [t.labels for t in medium.splits["test"].tracks] == [(3,), (0,)]
     track2 = medium.splits["train"].tracks[0]
     assert track2.path == (fma_root / "fma_medium/000/000002.mp3").resolve()
-    assert medium.min_seconds == 0.0  # short clips are padded, never dropped (§3.7)
+    assert medium.min_seconds == 0.0  # short clips are padded, never dropped
     # Rock's only medium track lacks audio, yet Rock keeps its label index (metadata order).
     assert medium.labels.index("Rock") == 4
     assert medium.notes["counts"] == {

@@ -139,14 +139,14 @@ def test_top_tags_ranks_by_count_then_name():
     counts = [5, 3, 3, 9, 0]
     assert top_tags(names, counts, k=3) == ["guitar", "rock", "female voice"]
     assert top_tags(names, counts, k=4) == ["guitar", "rock", "female voice", "metal"]
-    # Zero-count tags are never chosen, even when fewer than k tags are used (§6).
+    # Zero-count tags are never chosen, even when fewer than k tags are used.
     assert top_tags(names, np.array(counts), k=50) == ["guitar", "rock", "female voice", "metal"]
     # Input order does not matter.
     assert top_tags(names[::-1], counts[::-1], k=3) == ["guitar", "rock", "female voice"]
 
 
 def test_top50_tie_at_the_boundary_puts_female_voice_first(tmp_path, shared_dir):
-    """Tie variant (§2.3, §7): 'metal' and 'female voice' share the 50th count."""
+    """Tie variant: 'metal' and 'female voice' share the 50th count."""
     index = read_index(shared_dir)
     top50 = read_top50(shared_dir)
     # 48 real top-50 tags plus one from outside, with distinct counts, then the tied pair.

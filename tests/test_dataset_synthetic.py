@@ -1,5 +1,5 @@
 """The synthetic datasets: generator, on-disk layouts, determinism, and reading them back through
-the real MTAT and GTZAN readers (datasets.md §2.2, §4.1, §6)."""
+the real MTAT and GTZAN readers."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def genre_root(tmp_path_factory):
 
 
 def _logmel(y: np.ndarray, sr: int) -> np.ndarray:
-    """The paper's front end (datasets.md §1) in dB: 12 kHz, n_fft 512, hop 256, 96 mel bands."""
+    """The paper's front end (Sec. IV) in dB: 12 kHz, n_fft 512, hop 256, 96 mel bands."""
     import librosa
 
     y = librosa.resample(y, orig_sr=sr, target_sr=12_000)
@@ -138,7 +138,7 @@ def test_same_seed_same_clip_other_seed_other_clip():
 
 
 def test_rising_and_falling_share_the_average_spectrum_but_not_the_spectrogram():
-    """The contour is purely temporal: the same notes in opposite orders (datasets.md §6)."""
+    """The contour is purely temporal: the same notes in opposite orders."""
     base = sa.ClipParams(register="mid", timbre="bright")
     sr = 16_000
     rising = _logmel(sa.generate_clip(5, base.replace(contour="rising"), 8.0, sr), sr)
