@@ -171,7 +171,8 @@ def check_dataset(registry: Registry, name: str, root: Path | None, data_dir: Pa
 
     spec = registry.dataset(name)
     root = dataset_root(spec, root, data_dir)
-    if not root.exists():
+    # a generated dataset's plugin explains a missing root itself (e.g. an interrupted generation)
+    if not root.exists() and spec.materialize is None:
         raise DatasetError(
             f"{name}: data root {root} does not exist. "
             f"See {spec.readme or 'the dataset README'} for how to obtain the data, then pass --root."

@@ -308,6 +308,8 @@ def test_truncated_fma_clip_is_skipped_not_padded(tmp_path, shared_dir):
 def test_a_killed_generation_leaves_nothing_behind_for_long(tmp_path):
     """Before: a kill during generation left ``.synthetic.partial-*`` beside the root forever."""
     root = tmp_path / "synthetic"
+    status_code, out, _ = check("synthetic", root, tmp_path / "data")
+    assert status_code == 2 and "does not exist: the data is generated on first use" in out
     code = ("import sys; from mcbench_plugins.datasets.synthetic import materialize; "
             "materialize(sys.argv[1], n_clips=200, workers=1, progress=False)")
     child = subprocess.Popen([sys.executable, "-c", code, str(root)])
@@ -322,6 +324,8 @@ def test_a_killed_generation_leaves_nothing_behind_for_long(tmp_path):
     (left,) = tmp_path.glob(".synthetic.partial-*")
     assert f"-{child.pid}-" in left.name
     assert synthetic.stale_partials(root) == [left]
+    code, out, _ = check("synthetic", root, tmp_path / "data")
+    assert code == 2 and f"a generation was interrupted and left {left.name} beside it" in out
     # a generation that is still running is not touched
     live = tmp_path / f".synthetic.partial-{synthetic._HOST}-{os.getpid()}-0123abcd"
     live.mkdir()

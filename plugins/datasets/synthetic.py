@@ -586,11 +586,31 @@ def _length_note(seconds: float) -> str:
             f"of zero-padding to the {seconds:g} s the clips were generated with)")
 
 
+def _interrupted(root: Path, kind: str) -> None:
+    """Explain a root that holds no generated data: not generated yet, or a killed generation
+    has left its temporary folder beside it."""
+    if read_marker(root) is not None or (root.exists() and any(root.iterdir())):
+        return
+    left = stale_partials(root)
+    if left:
+        raise DatasetError(
+            f"{kind}: {root} holds no generated data: a generation was interrupted and left "
+            f"{', '.join(p.name for p in left)} beside it. Run `mcbench data prepare {kind} "
+            f"--root {root}` to generate the data again (it removes the leftover)."
+        )
+    if not root.exists():
+        raise DatasetError(
+            f"{kind}: {root} does not exist: the data is generated on first use; run "
+            f"`mcbench data prepare {kind} --root {root}` (or `mcbench run`) to generate it."
+        )
+
+
 def check(root: Path) -> HealthReport:
     """Health of a ``synthetic`` root: the MTAT checks (headers only) plus the marker."""
     from .mtat import check_mtat
 
     root = Path(root)
+    _interrupted(root, NAME)
     gen = _resolved_params(root, NAME, {})
     report = check_mtat(root, dataset=NAME, min_seconds=_min_seconds(gen["seconds"]),
                         expected_sr=TAGGING_SAMPLE_RATE, known_bad=())
@@ -604,6 +624,7 @@ def check_genres(root: Path) -> HealthReport:
     from .gtzan import check_gtzan
 
     root = Path(root)
+    _interrupted(root, GENRES_NAME)
     gen = _resolved_params(root, GENRES_NAME, {})
     report = check_gtzan(root, dataset=GENRES_NAME, genres=GENRES,
                          n_per_genre=gen["n_per_genre"], expected_sr=GENRES_SAMPLE_RATE,
