@@ -15,6 +15,7 @@ import click
 from . import __version__
 from .plugins import DISABLE_ENV, PLUGINS_DIR_ENV, Registry, resolve_model_names
 from .specs import DatasetError, OptionError, PluginError
+from .storage import StateError
 
 #: Errors that stop a command with a message (exit 2) rather than a traceback.
 USER_ERRORS = (DatasetError, PluginError, OptionError)
@@ -342,7 +343,6 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
     finished runs and resumes interrupted ones; anything else is a new run.
     """
     from .runner import RunRequest, default_results_dir, run_experiments
-    from .storage import StateError
     from .tables import NoRunsError, table_for
 
     reg = ctx.registry
@@ -608,7 +608,7 @@ def data_check(ctx: Context, dataset, root, data_dir) -> None:
 
     try:
         ok = check_dataset(ctx.registry, dataset, root, data_dir, echo=click.echo)
-    except (DatasetError, PluginError) as exc:
+    except (*USER_ERRORS, StateError) as exc:
         _fail(str(exc))
     sys.exit(0 if ok else 1)
 
@@ -634,7 +634,7 @@ def data_prepare(ctx: Context, dataset, root, data_dir, frontends, protocol, cac
             protocol=protocol, workers=workers,
             params=_parse_assignments(dataset_params, "--dataset-param", scoped=False),
             echo=click.echo)
-    except (DatasetError, PluginError, ValueError) as exc:
+    except (*USER_ERRORS, StateError, ValueError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         click.echo("\nstopped; run the same command again to resume.", err=True)

@@ -243,7 +243,8 @@ class FeatureStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         settings = self.dir / "frontend.json"
         if not settings.exists():
-            settings.write_text(json.dumps({"dataset": dataset, "root": str(root), **frontend.as_dict()}, indent=2))
+            atomic_write_bytes(settings, json.dumps(
+                {"dataset": dataset, "root": str(root), **frontend.as_dict()}, indent=2).encode())
 
     # -- index over all parts
     def _parts(self) -> list[tuple[str, PartIndex]]:
@@ -279,14 +280,19 @@ class FeatureStore:
 
         ``decoder`` replaces :func:`_decode_worker` (a picklable module-level function).
         """
-        known = self._lookup()
-        # A file replaced since it was decoded (a regenerated dataset, a re-download) is redone.
-        todo = [t for t in tracks if t.id not in known or known[t.id][4] != file_stamp(t.path)]
-        if not todo:
-            return
-        part = self._resume_part(name, todo)
-        index = PartIndex.load(self.dir / f"{part}.index.json")
-        self._fill(part, index, workers or default_workers(), progress, decoder)
+        from filelock import FileLock
+
+        # Two processes preparing the same features (two runs started together) take turns:
+        # the second finds the first one's rows and computes nothing.
+        with FileLock(str(self.dir / ".compute.lock")):
+            known = self._lookup()
+            # A file replaced since it was decoded (a regenerated dataset, a re-download) is redone.
+            todo = [t for t in tracks if t.id not in known or known[t.id][4] != file_stamp(t.path)]
+            if not todo:
+                return
+            part = self._resume_part(name, todo)
+            index = PartIndex.load(self.dir / f"{part}.index.json")
+            self._fill(part, index, workers or default_workers(), progress, decoder)
 
     def _resume_part(self, name: str, todo: Sequence[Track]) -> str:
         """An unfinished part holding these tracks (after an interruption), or a new one."""

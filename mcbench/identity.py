@@ -31,10 +31,9 @@ import hashlib
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
-
-import numpy as np
 
 #: Bump when a change to mcbench alters the numbers a run produces (see the module docstring).
 RESULT_VERSION = 1
@@ -62,9 +61,10 @@ def to_jsonable(obj: Any) -> Any:
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
-    if isinstance(obj, np.ndarray):
+    np = sys.modules.get("numpy")  # numpy values exist only where numpy was imported
+    if np is not None and isinstance(obj, np.ndarray):
         return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
+    if np is not None and isinstance(obj, np.generic):
         return to_jsonable(obj.item())
     raise TypeError(f"cannot store a {type(obj).__name__} in a run record: {obj!r}")
 

@@ -128,9 +128,6 @@ def atomic_file(path: str | os.PathLike, needed: float | None = None) -> Iterato
             os.unlink(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, StateError):
             raise _write_error(path, exc, needed) from exc
-        if isinstance(exc, RuntimeError) and "file write failed" in str(exc):
-            # torch.save wraps the OSError of a full disk in a RuntimeError
-            raise disk_full_error(path.parent, needed, exc) from exc
         raise
     _fsync_dir(path.parent)
 
@@ -144,7 +141,7 @@ def _write_error(path: Path, exc: OSError, needed: float | None) -> OSError:
     return exc
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
     with atomic_file(path, needed=len(data)) as fh:
         fh.write(data)

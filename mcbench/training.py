@@ -22,6 +22,7 @@ completed epoch and produces the same result as an uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ from .specs import (
     resolve_training,
     training_options,
 )
-from .storage import StateError, atomic_file
+from .storage import StateError, atomic_write_bytes
 
 
 def protocol_config(name: str, **overrides) -> TrainConfig:
@@ -396,20 +397,11 @@ class TorchLearner:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    n_bytes = sum(t.numel() * t.element_size() for t in _tensors(obj))
-    with atomic_file(path, needed=n_bytes) as fh:
-        torch.save(obj, fh)
-
-
-def _tensors(obj):
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            yield from _tensors(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            yield from _tensors(v)
+    """Serialise in memory first, so that a full disk surfaces as the OSError of our own write
+    (torch's zip writer turns it into an unrelated RuntimeError), then replace ``path``."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getbuffer())
 
 
 def unusable_checkpoint(path: Path, exc: BaseException) -> StateError:
