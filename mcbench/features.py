@@ -43,7 +43,10 @@ from .storage import (
     ensure_free_space,
 )
 
-STORE_VERSION = 1
+#: Part of every store folder's name: bump when decoding or the stored layout changes, so that
+#: rows decoded (or failed) by an older version are computed again. 2: audio opened as a file
+#: object (macOS "._" files no longer break MP3s), per-row feature digests.
+STORE_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -477,6 +477,7 @@ PARAMS = {
     "lists_dir": Option(Path, None, "folder of the filtered-protocol list files (default: "
                         "the data root)", affects_result=False),
     "check_audio": Option(bool, True, "read every file's header and drop unreadable clips"),
+    "min_seconds": Option(float, MIN_SECONDS, "clips with less audio are skipped", minimum=0.0),
 }
 
 
