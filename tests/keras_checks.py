@@ -9,6 +9,21 @@ import torch
 PARITY_TOLERANCE = 1e-5
 
 
+def cpu_only() -> None:
+    """Run the Keras tests on the CPU, like the torch tests: a GPU's TF32 matrix products would
+    put the parity figures far above the tolerance, and op determinism is only exercised there.
+    Must run before TensorFlow executes its first operation (at the top of a test module)."""
+    from mcbench.keras_learner import load_keras
+
+    load_keras()
+    import tensorflow as tf
+
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # the runtime already started (another module called this first)
+        pass
+
+
 def randomize_torch(module: torch.nn.Module, seed: int) -> None:
     """Non-zero biases and non-trivial batch norm (γ, β, running mean and variance).
 

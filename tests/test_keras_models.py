@@ -8,6 +8,10 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+import keras_checks  # noqa: E402
+
+keras_checks.cpu_only()
+
 from keras_checks import PARITY_TOLERANCE, parity  # noqa: E402
 from mcbench_plugins.models.impl import crnn as torch_crnn  # noqa: E402
 from mcbench_plugins.models.impl import crnn_tf as torch_crnn_tf  # noqa: E402

@@ -1,0 +1,563 @@
+"""The Keras trainer: the torch trainer's protocols, selection and resume, for Keras 3 models.
+
+:class:`KerasLearner` is the twin of :class:`mcbench.training.TorchLearner` for a Keras model
+(TensorFlow backend) that maps the harness's channels-first features to logits. It implements
+the same protocols (the table :data:`mcbench.specs.PROTOCOLS`, read through the
+:class:`~mcbench.specs.TrainConfig` that :func:`mcbench.training.protocol_config` builds):
+
+* Adam, β = (0.9, 0.999), ε = ``config.adam_eps`` (1e-7, Keras's default, which the paper's code
+  used); the learning rate in epoch e (0-based) is ``lr · lr_decay^e``. Keras's Adam adds ε to
+  √v before the bias correction (PyTorch adds it to √v̂), as the authors' Keras code did.
+* Batch ``config.batch_size``, reshuffled each epoch by ``numpy.random.default_rng([seed,
+  epoch])``, exactly the torch trainer's batches.
+* Sigmoid + binary cross-entropy on the logits, averaged over labels and batch (tagging);
+  softmax + cross-entropy on the logits with integer targets (genres).
+* L2 of eq. (2) of the paper, added to the loss as ``λ·Σ‖w‖²`` per group: λ1 (``l2_conv``)
+  for convolution kernels and biases, λ2 (``l2_output``) for dense layers (the output and any
+  hidden dense layer), λ3 (``l2_recurrent``) for recurrent layers (input kernel, recurrent
+  kernel, biases); batch norm is never penalised. A layer may declare ``l2_group`` ("conv",
+  "output", "recurrent" or "") itself. The torch trainer's per-group Adam ``weight_decay = 2λ``
+  has the same gradient. The reported ``loss`` is the data loss without the L2 term, as there.
+* Selection on validation with ``config.select_metric`` (ties keep the earlier epoch), early
+  stopping after ``config.patience`` epochs without improvement, the selected weights loaded
+  at the end.
+* Inputs standardised with two scalars (mean, standard deviation) from the training split,
+  computed by :meth:`mcbench.training.InputStandardizer.fit_statistics` and stored as weights.
+* Batch-norm warm-up: in training step s (0-based, counted over the whole run) every
+  ``BatchNormalization`` layer uses momentum ``min(m, 1 − 1/(s+1))`` (m its own, 0.99 by
+  default), i.e. PyTorch momentum ``max(0.01, 1/(s+1))`` as the torch trainer sets it: the
+  running statistics are the plain average of the batches seen until step 100, then Keras's
+  own exponential average. Without it the running statistics of a short run stay near their
+  initial values and the first epochs' validation metric says nothing (see
+  ``mcbench.training._warm_up_batchnorm``). Keras updates the moving variance with the biased
+  batch variance and PyTorch with the unbiased one, so the two backends' running variances
+  differ by the factor n/(n−1) of the batch size n.
+
+Checkpoints in ``config.workdir``, none of them a pickle: ``best.weights.h5`` (the selected
+epoch's weights), ``last-epochNNN.weights.h5`` and ``last-epochNNN.optimizer.npz`` (the last
+completed epoch's weights and Adam's variables) and ``last.json`` (the history, the best epoch
+so far, the step count; written last, so it always names a complete checkpoint). A fit started
+again with the same work folder continues after the last completed epoch and, on the CPU,
+gives exactly the numbers of an uninterrupted fit: shuffling is seeded by (seed, epoch), every
+dropout layer's seed by (seed, epoch, layer), and TensorFlow runs with op determinism.
+
+TensorFlow is imported only by this module (and the Keras model builds), through
+:func:`load_keras`, which keeps its start-up log lines off mcbench's output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .specs import MULTILABEL, FeatureSplit, TrainConfig
+from .storage import StateError, atomic_write_bytes, atomic_write_json, ensure_free_space
+
+_KERAS = None
+
+
+@contextlib.contextmanager
+def _stderr_captured():
+    """Send file descriptor 2 to a temporary file for the duration; yields that file.
+
+    TensorFlow's C++ runtime writes its start-up lines ("oneDNN custom operations are on",
+    "Could not find cuda drivers") through absl before ``TF_CPP_MIN_LOG_LEVEL`` takes effect, so
+    only a redirect of the descriptor itself keeps them off mcbench's output.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable descriptor 2: nothing to protect
+        yield None
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield sink
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def load_keras():
+    """Import TensorFlow and Keras 3 once, quietly, and return the ``keras`` module.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (errors only) and ``KERAS_BACKEND=tensorflow`` unless the
+    user set them, and drops what TensorFlow prints while it loads. If the import fails, the
+    captured text is printed with the error so nothing needed for a diagnosis is lost.
+    """
+    global _KERAS
+    if _KERAS is not None:
+        return _KERAS
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    with _stderr_captured() as captured:
+        try:
+            import keras
+            import tensorflow
+
+            # Finding the devices initialises the platforms, which logs (on a machine without a
+            # GPU driver, "failed call to cuInit") at the first operation otherwise.
+            tensorflow.config.list_physical_devices()
+        except ImportError as exc:
+            text = ""
+            if captured is not None:
+                captured.seek(0)
+                text = captured.read().decode("utf-8", "replace")
+            raise ImportError(
+                f"the Keras backend needs TensorFlow >= 2.16 with Keras 3: {exc}. Install it with "
+                f"pip install 'mcbench[tensorflow]'." + (f"\nTensorFlow said:\n{text}" if text else "")
+            ) from exc
+    if int(keras.__version__.split(".")[0]) < 3:
+        raise ImportError(f"the Keras backend needs Keras 3 (TensorFlow >= 2.16), found Keras "
+                          f"{keras.__version__}; pip install 'mcbench[tensorflow]'")
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            f"mcbench's Keras backend runs on TensorFlow, but Keras is set to the "
+            f"{keras.backend.backend()!r} backend (KERAS_BACKEND or ~/.keras/keras.json); "
+            f"set KERAS_BACKEND=tensorflow"
+        )
+    _KERAS = keras
+    return keras
+
+
+# --------------------------------------------------------------------------- L2 groups and layers
+
+
+def _layers(model) -> list:
+    """Every layer of ``model``, nested models opened (their own layers, not the model)."""
+    keras = load_keras()
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(_layers(layer))
+        else:
+            found.append(layer)
+    return found
+
+
+def l2_group_of(layer) -> str | None:
+    """Eq. (2) group of a Keras layer: "conv" (λ1), "output" (λ2), "recurrent" (λ3) or ``None``.
+
+    A layer's own ``l2_group`` attribute wins ("" for none); otherwise convolutions → conv, dense
+    layers → output, recurrent layers → recurrent, everything else (batch norm) → none.
+    """
+    keras = load_keras()
+    declared = getattr(layer, "l2_group", None)
+    if declared is not None:
+        return declared or None
+    kl = keras.layers
+    if isinstance(layer, (kl.BatchNormalization, kl.LayerNormalization, kl.GroupNormalization)):
+        return None
+    if isinstance(layer, (kl.Conv1D, kl.Conv2D, kl.Conv3D, kl.Conv1DTranspose, kl.Conv2DTranspose,
+                          kl.Conv3DTranspose, kl.DepthwiseConv2D, kl.SeparableConv2D)):
+        return "conv"
+    if isinstance(layer, (kl.RNN, kl.Bidirectional)):
+        return "recurrent"
+    if isinstance(layer, (kl.Dense, kl.EinsumDense)):
+        return "output"
+    return None
+
+
+def keras_l2_groups(model) -> dict[str, list]:
+    """The trainable variables of each eq. (2) group ("conv", "output", "recurrent")."""
+    groups: dict[str, list] = {"conv": [], "output": [], "recurrent": []}
+    seen: set[int] = set()
+    for layer in _layers(model):
+        group = l2_group_of(layer)
+        for v in layer.trainable_weights:
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            if group is not None:
+                groups.setdefault(group, []).append(v)
+    return groups
+
+
+def _standardize_layer():
+    keras = load_keras()
+
+    class Standardize(keras.layers.Layer):
+        """``(x − mean) / std`` with two scalars stored as (non-trainable) weights."""
+
+        def build(self, input_shape):
+            self.mean = self.add_weight(shape=(), initializer="zeros", trainable=False, name="mean")
+            self.std = self.add_weight(shape=(), initializer="ones", trainable=False, name="std")
+
+        def call(self, x):
+            return (x - self.mean) / self.std
+
+    return Standardize(name="standardize")
+
+
+def seed_keras(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow (``keras.utils.set_random_seed``) before a Keras build,
+    so the initial weights depend on the run's seed only."""
+    load_keras().utils.set_random_seed(int(seed) % 2**32)
+
+
+def _resolve_device(name: str) -> tuple[str, str]:
+    """``(TensorFlow device, name for the run record)`` for ``--device`` auto/cpu/cuda[:N]/gpu[:N]."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        return ("/GPU:0", "gpu:0") if gpus else ("/CPU:0", "cpu")
+    if name == "cpu":
+        return "/CPU:0", "cpu"
+    kind, _, index = name.partition(":")
+    if kind in ("cuda", "gpu"):
+        i = int(index or 0)
+        if i >= len(gpus):
+            raise RuntimeError(
+                f"--device {name} was requested but TensorFlow sees {len(gpus)} GPU(s) (install "
+                f"a CUDA build of TensorFlow, pip install 'tensorflow[and-cuda]', or use --device cpu)"
+            )
+        return f"/GPU:{i}", f"gpu:{i}"
+    raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N, gpu or gpu:N")
+
+
+def _dropout_seeds(model, seed: int, epoch: int) -> None:
+    """Reset every random layer's seed state from (seed, epoch, layer index).
+
+    Keras's dropout draws stateless random masks from a per-layer seed state that advances at
+    every call; resetting it at the start of each epoch makes an epoch's masks independent of
+    what ran before, so a resumed fit draws the masks an uninterrupted fit draws.
+    """
+    states = [v for v in model.variables if v.name == "seed_generator_state"]
+    for i, state in enumerate(states):
+        value = np.random.SeedSequence([seed, epoch, i]).generate_state(1)[0] % 2**31
+        state.assign(np.array([value, 0], dtype=state.dtype))
+
+
+# --------------------------------------------------------------------------- the learner
+
+
+class KerasLearner:
+    """Wraps a Keras model (channels-first features in, logits out) with fit/predict/save/load.
+
+    ``model`` is the network a Keras build returns; the learner puts the input standardisation in
+    front of it (:attr:`model` is the whole, :attr:`network` the build).
+    """
+
+    def __init__(self, model, task: str):
+        keras = load_keras()
+        self.network = model
+        self.task = task
+        inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name="features")
+        self.standardizer = _standardize_layer()
+        self.model = keras.Model(inputs, model(self.standardizer(inputs)), name="keras_learner")
+        self.device = "cpu"
+        self._tf_device = "/CPU:0"
+        self.history: list[dict] = []
+        self.selected_epoch: int | None = None
+        self._best_in_memory: list | None = None
+        self.batch_size = 32
+        self._predict_fn = None
+
+    # -- helpers
+    def _target_dtype(self):
+        return np.float32 if self.task == MULTILABEL else np.int64
+
+    def _batch(self, split: FeatureSplit, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        order = np.sort(idx)  # sorted reads are sequential on a memory map (as the torch trainer)
+        x = np.ascontiguousarray(split.x[order], dtype=np.float32)
+        return x, np.asarray(split.y[order]).astype(self._target_dtype())
+
+    def _signature(self, with_targets: bool):
+        import tensorflow as tf
+
+        x_spec = tf.TensorSpec((None, *self.model.inputs[0].shape[1:]), tf.float32)
+        if not with_targets:
+            return [x_spec]
+        n_out = self.model.outputs[0].shape[-1]
+        y_spec = (tf.TensorSpec((None, n_out), tf.float32) if self.task == MULTILABEL
+                  else tf.TensorSpec((None,), tf.int64))
+        return [x_spec, y_spec, tf.TensorSpec((), tf.int64)]
+
+    def _make_predict(self):
+        import tensorflow as tf
+
+        model, multilabel = self.model, self.task == MULTILABEL
+
+        @tf.function(input_signature=self._signature(False))
+        def predict_step(x):
+            logits = tf.cast(model(x, training=False), tf.float32)
+            return tf.sigmoid(logits) if multilabel else tf.nn.softmax(logits, axis=-1)
+
+        return predict_step
+
+    def _make_train_step(self, optimizer, config: TrainConfig):
+        import tensorflow as tf
+
+        keras = load_keras()
+        model = self.model
+        trainable = model.trainable_variables
+        lam = {"conv": config.l2_conv, "output": config.l2_output, "recurrent": config.l2_recurrent}
+        trainable_ids = {id(v) for v in trainable}
+        penalised = [(lam[g], [v for v in vs if id(v) in trainable_ids])
+                     for g, vs in keras_l2_groups(model).items() if lam.get(g, 0.0) > 0.0]
+        penalised = [(lam_g, vs) for lam_g, vs in penalised if vs]
+        norms = [(layer, layer.momentum) for layer in _layers(model)
+                 if isinstance(layer, keras.layers.BatchNormalization)]
+        if self.task == MULTILABEL:
+            data_loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        else:
+            data_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+        @tf.function(input_signature=self._signature(True))
+        def train_step(x, y, step):
+            # Batch-norm warm-up (module docstring): the momentum is a tensor of this step.
+            plain_average = 1.0 - 1.0 / (tf.cast(step, tf.float32) + 1.0)
+            try:
+                for layer, base in norms:
+                    layer.momentum = tf.minimum(tf.constant(base, tf.float32), plain_average)
+                with tf.GradientTape() as tape:
+                    logits = tf.cast(model(x, training=True), tf.float32)
+                    loss = data_loss(y, logits)
+                    total = loss
+                    for lam_g, variables in penalised:
+                        total = total + lam_g * tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
+                grads = tape.gradient(total, trainable)
+                optimizer.apply_gradients(zip(grads, trainable))
+            finally:
+                for layer, base in norms:
+                    layer.momentum = base
+            return loss
+
+        return train_step
+
+    # -- checkpoints
+    def _save_weights(self, path: Path) -> None:
+        """``model.save_weights`` to a temporary ``.weights.h5`` beside ``path``, then a rename."""
+        needed = sum(int(np.prod(v.shape)) * 4 for v in self.model.weights) + 2**20
+        ensure_free_space(path.parent, needed, path.name)
+        tmp = path.with_name(f".{path.name[: -len('.weights.h5')]}.{os.getpid()}.tmp.weights.h5")
+        try:
+            with warnings.catch_warnings():
+                # Keras's HDF5 writer converts variables with np.array(copy=False) semantics that
+                # numpy 2 deprecates; the file is unaffected.
+                warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept",
+                                        category=DeprecationWarning)
+                self.model.save_weights(tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def _load_weights(self, path: Path) -> None:
+        from .training import unusable_checkpoint
+
+        try:
+            self.model.load_weights(path)
+        except Exception as exc:  # truncated file, another model's weights
+            raise unusable_checkpoint(path, exc) from exc
+
+    @staticmethod
+    def _save_optimizer(optimizer, path: Path) -> None:
+        store: dict = {}
+        optimizer.save_own_variables(store)
+        buf = io.BytesIO()
+        np.savez(buf, **store)
+        atomic_write_bytes(path, buf.getbuffer())
+
+    @staticmethod
+    def _load_optimizer(optimizer, path: Path) -> None:
+        from .training import unusable_checkpoint
+
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                store = {k: npz[k] for k in npz.files}
+            if len(store) != len(optimizer.variables):
+                raise ValueError(f"{len(store)} optimizer variables saved, this model has "
+                                 f"{len(optimizer.variables)}")
+            optimizer.load_own_variables(store)
+        except Exception as exc:
+            raise unusable_checkpoint(path, exc) from exc
+
+    # -- Learner API
+    def fit(self, train: FeatureSplit, valid: FeatureSplit, config: TrainConfig) -> list[dict]:
+        import tensorflow as tf
+        import torch
+
+        from .training import InputStandardizer, _progress, _say, unusable_checkpoint
+
+        keras = load_keras()
+        if len(train) == 0 or len(valid) == 0:
+            raise ValueError(f"cannot train on empty splits (train={len(train)}, valid={len(valid)})")
+        if config.select_metric is None:
+            raise ValueError("TrainConfig.select_metric is required (the validation metric)")
+        if config.precision != "fp32":
+            raise ValueError(
+                f"precision={config.precision!r}: the Keras learner trains in float32 only "
+                f"(the paper's setting); use precision 'fp32' or the torch backend"
+            )
+        self._tf_device, self.device = _resolve_device(config.device)
+        self.batch_size = config.batch_size
+        keras.utils.set_random_seed(int(config.seed) % 2**32)
+        tf.config.experimental.enable_op_determinism()
+
+        with tf.device(self._tf_device):
+            optimizer = keras.optimizers.Adam(
+                learning_rate=config.lr, beta_1=0.9, beta_2=0.999, epsilon=config.adam_eps
+            )
+            optimizer.build(self.model.trainable_variables)
+            workdir = Path(config.workdir) if config.workdir else None
+            state = {"epoch": -1, "best_metric": None, "best_epoch": None, "history": [],
+                     "finished": False, "step": 0, "checkpoint": None}
+            if workdir is not None:
+                workdir.mkdir(parents=True, exist_ok=True)
+                last = workdir / "last.json"
+                if last.exists():
+                    try:
+                        state = json.loads(last.read_text(encoding="utf-8"))
+                        checkpoint = workdir / state["checkpoint"]
+                    except (OSError, ValueError, KeyError, TypeError) as exc:
+                        raise unusable_checkpoint(last, exc) from exc
+                    self._load_weights(checkpoint.with_name(checkpoint.name + ".weights.h5"))
+                    self._load_optimizer(optimizer, checkpoint.with_name(checkpoint.name + ".optimizer.npz"))
+                    _say(f"resuming from epoch {state['epoch'] + 2} (checkpoint {last})"
+                         if not state["finished"] and state["epoch"] + 1 < config.max_epochs
+                         else f"training already finished (checkpoint {last})")
+            if state["epoch"] < 0 and config.standardize:
+                stats = InputStandardizer(torch.nn.Identity())
+                stats.fit_statistics(train.x)
+                self.standardizer.mean.assign(float(stats.mean))
+                self.standardizer.std.assign(float(stats.std))
+            train_step = self._make_train_step(optimizer, config)
+            n = len(train)
+            best_metric = -math.inf if state["best_metric"] is None else state["best_metric"]
+            for epoch in range(state["epoch"] + 1, config.max_epochs):
+                if state["finished"]:
+                    break
+                lr = config.lr * config.lr_decay**epoch
+                optimizer.learning_rate.assign(lr)
+                order = np.random.default_rng([config.seed, epoch]).permutation(n)
+                _dropout_seeds(self.model, config.seed, epoch)
+                t0 = time.perf_counter()
+                total, seen = 0.0, 0
+                batches = [order[i : i + config.batch_size] for i in range(0, n, config.batch_size)]
+                bar = _progress(batches, desc=f"epoch {epoch + 1}/{config.max_epochs}",
+                                unit="batch", disable=not config.progress, leave=False)
+                for idx in bar:
+                    x, y = self._batch(train, idx)
+                    loss = float(train_step(x, y, np.int64(state["step"])))
+                    state["step"] += 1
+                    if not math.isfinite(loss):
+                        raise FloatingPointError(f"training loss became {loss} in epoch {epoch + 1}")
+                    total += loss * len(idx)
+                    seen += len(idx)
+                    bar.set_postfix(loss=f"{total / seen:.4f}")
+                train_s = time.perf_counter() - t0
+                scores = self.predict(valid, batch_size=config.batch_size)
+                metric = float(config.select_metric(valid.y, scores))
+                improved = metric > best_metric  # ties keep the earlier epoch
+                entry = {
+                    "epoch": epoch, "loss": total / seen, "valid_metric": metric, "lr": lr,
+                    "seconds": round(time.perf_counter() - t0, 3),
+                    "clips_per_s": round(seen / train_s, 2),
+                }
+                state["history"].append(entry)
+                if improved:
+                    best_metric, state["best_epoch"] = metric, epoch
+                    state["best_metric"] = metric
+                stale = epoch - (state["best_epoch"] if state["best_epoch"] is not None else epoch)
+                if config.patience is not None and stale >= config.patience:
+                    state["finished"] = True
+                if config.epoch_callback is not None:
+                    config.epoch_callback(entry)
+                _say(
+                    f"epoch {epoch + 1}/{config.max_epochs}: loss {entry['loss']:.4f}, "
+                    f"valid {config.select_metric_name or 'metric'} {metric:.4f}"
+                    f"{' *' if improved else ''} ({entry['seconds']:.1f} s, "
+                    f"{entry['clips_per_s']:.1f} clips/s)"
+                )
+                state["epoch"] = epoch
+                if workdir is not None:
+                    self._checkpoint(workdir, optimizer, state, improved)
+                elif improved:
+                    self._best_in_memory = self.model.get_weights()
+            # Test predictions must come from the selected checkpoint, never the last epoch.
+            if workdir is not None and (workdir / "best.weights.h5").exists():
+                self._load_weights(workdir / "best.weights.h5")
+            elif self._best_in_memory is not None:
+                self.model.set_weights(self._best_in_memory)
+        self.history = state["history"]
+        self.selected_epoch = state["best_epoch"]
+        return self.history
+
+    def _checkpoint(self, workdir: Path, optimizer, state: dict, improved: bool) -> None:
+        """Best weights (when improved), this epoch's weights and optimizer, then ``last.json``
+        naming them (the commit point), then the previous epoch's files are removed."""
+        if improved:
+            self._save_weights(workdir / "best.weights.h5")
+        previous = state.get("checkpoint")
+        name = f"last-epoch{state['epoch']:03d}"
+        self._save_weights(workdir / f"{name}.weights.h5")
+        self._save_optimizer(optimizer, workdir / f"{name}.optimizer.npz")
+        state["checkpoint"] = name
+        atomic_write_json(workdir / "last.json", state)
+        if previous and previous != name:
+            for suffix in (".weights.h5", ".optimizer.npz"):
+                with contextlib.suppress(FileNotFoundError):
+                    (workdir / f"{previous}{suffix}").unlink()
+
+    def predict(self, split: FeatureSplit, batch_size: int | None = None) -> np.ndarray:
+        """Probabilities ``(N, K)`` (sigmoid for tagging, softmax for genres), in batches of the
+        last fit's batch size unless one is given."""
+        import tensorflow as tf
+
+        batch_size = batch_size or self.batch_size
+        if self._predict_fn is None:
+            self._predict_fn = self._make_predict()
+        out = []
+        with tf.device(self._tf_device):
+            for i in range(0, len(split), batch_size):
+                x = np.ascontiguousarray(split.x[i : i + batch_size], dtype=np.float32)
+                out.append(self._predict_fn(x).numpy())
+        if not out:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        """The weights (standardisation included) as a Keras ``.weights.h5`` file."""
+        path = Path(path)
+        if not path.name.endswith(".weights.h5"):
+            raise ValueError(f"KerasLearner.save: {path} must end in '.weights.h5' (Keras's "
+                             f"weights format)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._save_weights(path)
+
+    def load(self, path: Path) -> None:
+        path = Path(path)
+        if not path.name.endswith(".weights.h5"):
+            raise ValueError(f"KerasLearner.load: {path} must end in '.weights.h5' (Keras's "
+                             f"weights format, written by KerasLearner.save)")
+        if not path.exists():
+            raise StateError(f"KerasLearner.load: {path} does not exist")
+        self._load_weights(path)
+
+    @property
+    def n_params(self) -> int:
+        """Trainable parameters (batch-norm running statistics and the standardisation excluded)."""
+        return int(sum(int(np.prod(v.shape)) for v in self.model.trainable_weights))
+
+
+def is_keras_model(obj) -> bool:
+    """Whether ``obj`` is a Keras model (without importing TensorFlow when it is not loaded)."""
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(obj, keras.Model)
