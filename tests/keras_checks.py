@@ -38,7 +38,7 @@ def randomize_torch(module: torch.nn.Module, seed: int) -> None:
                 m.running_mean.uniform_(-0.2, 0.2, generator=g)
                 m.running_var.uniform_(0.5, 1.5, generator=g)
         for name, p in module.named_parameters():
-            if name.rsplit(".", 1)[-1].startswith("bias"):
+            if "bias" in name.rsplit(".", 1)[-1]:  # bias, bias_ih_l0, time_bias...
                 p.uniform_(-0.2, 0.2, generator=g)
 
 
@@ -48,8 +48,9 @@ def randomize_keras(model, seed: int) -> None:
     ranges = {"bias": (-0.2, 0.2), "beta": (-0.2, 0.2), "gamma": (0.8, 1.2),
               "moving_mean": (-0.2, 0.2), "moving_variance": (0.5, 1.5)}
     for w in model.weights:
-        if w.name in ranges:
-            low, high = ranges[w.name]
+        key = "bias" if w.name.endswith("bias") else w.name  # bias, time_bias, depth_bias
+        if key in ranges:
+            low, high = ranges[key]
             w.assign(rng.uniform(low, high, size=w.shape).astype(np.float32))
 
 

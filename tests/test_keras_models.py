@@ -63,6 +63,17 @@ def test_crnn_tf_scan_subsets_match_fig5_models(scans, count):
     assert count_trainable(crnn_tf.build_keras_crnn_tf(DEFAULT, 50, scans=scans)) == count
 
 
+@pytest.mark.parametrize(("k", "count"), [(50, 909_746), (16, 901_008), (10, 899_466)])
+def test_crnn_tf_paper_variant_counts(k, count):
+    model = crnn_tf.build_keras_crnn_tf(DEFAULT, k, variant="paper")
+    assert count_trainable(model) == count
+    assert count_trainable(crnn_tf.build_keras_crnn_tf(DEFAULT, 50, variant="paper", raster=True,
+                                                       scans="Ar")) == 370_560 + 24_832 + 32 * 50 + 50
+    block = model.get_layer("rnn_Ar")
+    assert [tuple(w.shape) for w in block.weights] == [(768, 32), (768, 32), (64, 128), (128,),
+                                                       (64, 128), (128,)]
+
+
 def test_pytorch_gru_semantics_count_as_nn_gru():
     # keras_gru=False: reset_after=True with two bias vectors, 3·32 more per GRU than Keras 2.
     assert count_trainable(crnn_tf.build_keras_crnn_tf(DEFAULT, 50, keras_gru=False)) == 1_006_194
@@ -109,7 +120,8 @@ def test_transposed_conv_equals_conv2d():
 # Timbre CNN and End-to-end are defined for (1, 96, 1360) only.
 PARITY = {
     "crnn_tf": (crnn_tf, lambda s, k, **o: torch_crnn_tf.build_crnn_tf(
-        s, k, variant="wang2019", keras_gru=o.pop("keras_gru", True), **o), (1, 48, 300)),
+        s, k, variant=o.pop("variant", "wang2019"), keras_gru=o.pop("keras_gru", True), **o),
+        (1, 48, 300)),
     "crnn": (crnn, lambda s, k, **o: torch_crnn.build_crnn(
         s, k, variant="wang2019", keras_gru=o.pop("keras_gru", True), **o), (1, 24, 200)),
     "fcn": (fcn, lambda s, k, **o: torch_fcn.build_fcn(s, k, variant="wang2019"), (1, 192, 64)),
@@ -138,8 +150,11 @@ def test_weights_copied_both_ways_give_the_same_probabilities(model):
     _check_parity(model)
 
 
-@pytest.mark.parametrize("options", [{"keras_gru": False}, {"raster": True, "scans": "B_rc"},
-                                     {"scans": "ABCD_c", "units": 5}])
+@pytest.mark.parametrize("options", [
+    {"keras_gru": False}, {"raster": True, "scans": "B_rc"}, {"scans": "ABCD_c", "units": 5},
+    {"variant": "paper"}, {"variant": "paper", "raster": True, "scans": "Dc", "units": 7},
+    {"variant": "paper", "cell": "gru", "scans": "A_rc"},
+])
 def test_crnn_tf_parity_with_options(options):
     _check_parity("crnn_tf", options)
 
@@ -163,8 +178,9 @@ def test_copy_refuses_models_built_differently():
 
 
 @pytest.mark.parametrize(("model", "kwargs", "message"), [
-    ("crnn_tf", {"variant": "paper"}, "variant 'paper' has no Keras build"),
-    ("crnn_tf", {"cell": "grid_lstm"}, "cell='grid_lstm'"),
+    ("crnn_tf", {"variant": "grid"}, "unknown variant 'grid'"),
+    ("crnn_tf", {"cell": "grid_lstm"}, "wang2019.*got cell='grid_lstm'"),
+    ("crnn_tf", {"variant": "paper", "cell": "lstm"}, "LSTM blocks run on the torch backend"),
     ("crnn_tf", {"dropout": 1.0}, "dropout must be in"),
     ("crnn_tf", {"scans": "Xr"}, "unknown scan"),
     ("crnn", {"variant": "original"}, "variant 'original' has no Keras build"),

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from mcbench_plugins.models.impl.crnn import CNN_CHANNELS, CNN_POOLS, MODEL, _check_input
 
 from .layers import channels_last, conv_block, gru, keras, layers, model_input
-from .weights import LayerPair, conv_block_pairs, copy_weights, gru_kind, linear_layers
+from .weights import LayerPair, conv_block_pairs, copy_weights, linear_layers, recurrent_kind
 
 VARIANTS = ("wang2019",)
 
@@ -70,7 +70,7 @@ def _pairs(torch_module) -> list[LayerPair]:
     for i, block in enumerate(torch_module.cnn, start=1):
         pairs += conv_block_pairs(block, f"cnn_block{i}")
     for i, block in enumerate(torch_module.rnn, start=1):
-        pairs.append(LayerPair(block, f"rnn_gru{i}", gru_kind(block)))
+        pairs.append(LayerPair(block, f"rnn_gru{i}", recurrent_kind(block)))
     (output,) = linear_layers(torch_module.head)
     return pairs + [LayerPair(output, "head_output", "dense")]
 

@@ -1,4 +1,5 @@
-"""CRNN-TF in Keras 3, the ``wang2019`` variant (FishInMedi/CRNN-TF ``1.ipynb`` cell 11).
+"""CRNN-TF in Keras 3: the ``wang2019`` variant (FishInMedi/CRNN-TF ``1.ipynb`` cell 11) and the
+paper's ``paper`` variant (Grid LSTM blocks).
 
 Wang et al., IJCNN 2019, Sec. III: a 4-block CNN (conv 3×3 → BN → ELU → max-pool (2,4) "same",
 64/128/128/128 channels) turns the log-mel into a 6×6 map (96×1360 input); eight scans of the map
@@ -10,7 +11,10 @@ output layer (logits).
 Trainable parameters at 96×1360, 50 outputs: 1,005,426 with the authors' Keras 2 GRUs (the
 ``model.summary()`` of ``1.ipynb``), 1,006,194 with ``keras_gru=False``.
 
-The ``paper`` variant (Grid LSTM blocks, TF1 ``tf.contrib.grid_rnn``) has no Keras build here.
+``paper`` follows the paper's text (Sec. III-D, eq. (3)): the same CNN and scans, one Grid LSTM
+block of 32 units per scan (:class:`GridLSTMBlock`, the semantics of TF1
+``tf.contrib.grid_rnn.Grid2LSTMCell``), dropout 0.5 on the concatenation and a linear output
+layer: 909,746 trainable parameters at 96×1360, 50 outputs.
 """
 
 from __future__ import annotations
@@ -28,9 +32,77 @@ from mcbench_plugins.models.impl.crnn_tf import (
 from mcbench_plugins.models.impl.layers import require_min_length
 
 from .layers import channels_last, conv_block, gru, keras, layers, model_input, ops
-from .weights import LayerPair, conv_block_pairs, copy_weights, gru_kind, linear_layers
+from .weights import LayerPair, conv_block_pairs, copy_weights, linear_layers, recurrent_kind
 
-VARIANTS = ("wang2019",)
+VARIANTS = ("paper", "wang2019")
+#: Recurrent blocks per variant (the torch port's LSTM option has no exact Keras twin: Keras's
+#: LSTM has one bias vector where ``nn.LSTM`` has two).
+CELLS = {"paper": ("grid_lstm", "gru"), "wang2019": ("gru",)}
+
+
+@keras.saving.register_keras_serializable(package="mcbench")
+class GridLSTMBlock(layers.Layer):
+    """One Grid LSTM block of the paper (Sec. III-D): TF1 ``Grid2LSTMCell(num_units=n)`` with its
+    defaults run over ``x_1..x_L`` from a zero state; returns the depth output of the last step.
+
+    At each step ``p = x·P_m``, ``q = x·P_c`` (bias-free projections D → n); the time LSTM reads
+    ``[p; h^T]`` with its state carried over; the depth LSTM reads ``[p; h^T_new]`` with ``q`` as
+    its previous memory. Both use TF's gate order [i, j, f, o] and a constant forget bias of 1::
+
+        c = σ(f + 1)·c_prev + σ(i)·tanh(j),   h = σ(o)·tanh(c)
+
+    Only the time state carries over (the depth state is rebuilt from the projections at every
+    step), so the depth LSTM runs at the last step only, which is exact. Weights in TF's layout:
+    projections (D, n), kernels (2n, 4n), biases (4n); ``2·D·n + 2·(8n² + 4n)`` parameters
+    (65,792 for D = 768, n = 32), all in the recurrent group of eq. (2).
+    """
+
+    l2_group = "recurrent"
+
+    def __init__(self, units: int = 32, forget_bias: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.forget_bias = int(units), float(forget_bias)
+
+    def build(self, input_shape):
+        d, n = int(input_shape[-1]), self.units
+        # Each projection and kernel is its own TF variable, so each has its own Glorot limit.
+        self.project_m = self.add_weight(shape=(d, n), initializer="glorot_uniform", name="project_m")
+        self.project_c = self.add_weight(shape=(d, n), initializer="glorot_uniform", name="project_c")
+        self.time_kernel = self.add_weight(shape=(2 * n, 4 * n), initializer="glorot_uniform",
+                                           name="time_kernel")
+        self.time_bias = self.add_weight(shape=(4 * n,), initializer="zeros", name="time_bias")
+        self.depth_kernel = self.add_weight(shape=(2 * n, 4 * n), initializer="glorot_uniform",
+                                            name="depth_kernel")
+        self.depth_bias = self.add_weight(shape=(4 * n,), initializer="zeros", name="depth_bias")
+
+    def _update(self, gates, c_prev):
+        i, j, f, o = ops.split(gates, 4, axis=-1)
+        c = ops.sigmoid(i) * ops.tanh(j)
+        if c_prev is not None:
+            c = c + ops.sigmoid(f + self.forget_bias) * c_prev
+        return c, ops.sigmoid(o) * ops.tanh(c)
+
+    def call(self, x):
+        n = self.units
+        p = ops.matmul(x, self.project_m)  # (B, L, n)
+        time_from_input = ops.matmul(p, self.time_kernel[:n]) + self.time_bias  # (B, L, 4n)
+        recurrent = self.time_kernel[n:]
+        c_t = h_t = None  # zero initial state: the first step has no recurrent term
+        for t in range(x.shape[1]):
+            gates = time_from_input[:, t]
+            if h_t is not None:
+                gates = gates + ops.matmul(h_t, recurrent)
+            c_t, h_t = self._update(gates, c_t)
+        q_last = ops.matmul(x[:, -1], self.project_c)
+        depth_gates = ops.matmul(ops.concatenate([p[:, -1], h_t], axis=-1), self.depth_kernel)
+        _, h_depth = self._update(depth_gates + self.depth_bias, q_last)
+        return h_depth
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "forget_bias": self.forget_bias}
 
 
 @keras.saving.register_keras_serializable(package="mcbench")
@@ -83,21 +155,24 @@ def build_keras_crnn_tf(
     dropout: float = 0.5,
     units: int = 32,
 ):
-    """Build CRNN-TF ``wang2019`` in Keras for a log-mel input ``(1, F, T)``; returns logits.
+    """Build CRNN-TF in Keras for a log-mel input ``(1, F, T)``; returns logits.
 
-    Options as in the torch port: ``scans`` picks the Fig. 5 subset (``"all"``, a group such as
-    ``"ABCD_r"``, or scan names), ``raster`` makes each map cell one step, ``dropout`` acts on the
-    concatenated scan outputs, ``units`` is the GRU size. ``keras_gru=True`` (the default here, the
-    authors' Keras 2 GRU) or ``False`` (PyTorch ``nn.GRU`` semantics); ``cell`` may only be
-    ``"gru"``.
+    Options as in the torch port: ``cell`` is the block per scan (``paper``: ``grid_lstm``, the
+    default, or ``gru``; ``wang2019``: ``gru`` only), ``scans`` picks the Fig. 5 subset
+    (``"all"``, a group such as ``"ABCD_r"``, or scan names), ``raster`` makes each map cell one
+    step, ``dropout`` acts on the concatenated scan outputs, ``units`` is the block size.
+    ``keras_gru=True`` (the default here, the authors' Keras 2 GRU) or ``False`` (PyTorch
+    ``nn.GRU`` semantics) applies to GRU blocks.
     """
     if variant not in VARIANTS:
+        raise ValueError(f"{MODEL}: unknown variant {variant!r}; use one of {list(VARIANTS)}")
+    cell = cell or CELLS[variant][0]
+    if cell not in CELLS[variant]:
         raise ValueError(
-            f"{MODEL}: variant {variant!r} has no Keras build; the Keras backend has "
-            f"{list(VARIANTS)} (the paper's Grid LSTM variant runs on the torch backend)"
+            f"{MODEL} ({variant}) in Keras takes cell={' or '.join(map(repr, CELLS[variant]))}, "
+            f"got cell={cell!r}"
+            + (" (the LSTM blocks run on the torch backend)" if cell == "lstm" else "")
         )
-    if cell not in (None, "gru"):
-        raise ValueError(f"{MODEL} (wang2019) uses GRU blocks only; got cell={cell!r} (use 'gru')")
     if len(input_shape) != 3 or input_shape[0] != 1:
         raise ValueError(f"{MODEL}: expected a log-mel input shape (1, F, T), got {tuple(input_shape)}")
     _, freq, time = (int(v) for v in input_shape)
@@ -113,15 +188,17 @@ def build_keras_crnn_tf(
         x = conv_block(x, channels, 3, name=f"cnn_block{i}", activation="elu", pool=CNN_POOL)
     if tuple(x.shape[1:3]) != cnn_map_size(freq, time):  # guards the two ports staying in step
         raise AssertionError(f"{MODEL}: Keras map {tuple(x.shape[1:3])} differs from the torch port's")
-    outputs = [
-        gru(units, keras2=keras_gru, name=f"rnn_{s}")(ScanSequence(s, raster, name=f"scan_{s}")(x))
-        for s in chosen
-    ]
+    outputs = []
+    for s in chosen:
+        block = (GridLSTMBlock(units, name=f"rnn_{s}") if cell == "grid_lstm"
+                 else gru(units, keras2=keras_gru, name=f"rnn_{s}"))
+        outputs.append(block(ScanSequence(s, raster, name=f"scan_{s}")(x)))
     y = layers.Concatenate(name="scans_concat")(outputs) if len(outputs) > 1 else outputs[0]
     y = layers.Dropout(dropout, name="head_dropout")(y)
-    y = layers.Dense(WANG2019_DENSE, activation="elu", name="head_dense")(y)
+    if variant == "wang2019":
+        y = layers.Dense(WANG2019_DENSE, activation="elu", name="head_dense")(y)
     logits = layers.Dense(n_outputs, name="head_output")(y)
-    return keras.Model(inputs, logits, name=f"{MODEL}_wang2019")
+    return keras.Model(inputs, logits, name=f"{MODEL}_{variant}")
 
 
 def _pairs(torch_module) -> list[LayerPair]:
@@ -129,19 +206,18 @@ def _pairs(torch_module) -> list[LayerPair]:
     for i, block in enumerate(torch_module.cnn, start=1):
         pairs += conv_block_pairs(block, f"cnn_block{i}")
     for scan, block in torch_module.rnn.items():
-        pairs.append(LayerPair(block, f"rnn_{scan}", gru_kind(block)))
-    linears = linear_layers(torch_module.head)
-    pairs += [LayerPair(linears[0], "head_dense", "dense"),
-              LayerPair(linears[1], "head_output", "dense")]
-    return pairs
+        pairs.append(LayerPair(block, f"rnn_{scan}", recurrent_kind(block)))
+    *hidden, output = linear_layers(torch_module.head)
+    pairs += [LayerPair(h, "head_dense", "dense") for h in hidden]
+    return pairs + [LayerPair(output, "head_output", "dense")]
 
 
 def torch_to_keras(torch_module, keras_model) -> None:
-    """Copy a torch ``build_crnn_tf(..., variant="wang2019")`` model's weights into the Keras build
-    (same scans, units and GRU semantics: ``keras_gru`` must agree)."""
+    """Copy a torch ``build_crnn_tf`` model's weights into the Keras build (same variant, cell,
+    scans and units; for GRU blocks ``keras_gru`` must agree)."""
     copy_weights(torch_module, keras_model, _pairs(torch_module), "torch_to_keras")
 
 
 def keras_to_torch(keras_model, torch_module) -> None:
-    """Copy the Keras build's weights into a torch ``build_crnn_tf(..., variant="wang2019")``."""
+    """Copy the Keras build's weights into a torch ``build_crnn_tf`` model built alike."""
     copy_weights(torch_module, keras_model, _pairs(torch_module), "keras_to_torch")

@@ -14,6 +14,8 @@ Layout rules (PyTorch ↔ Keras):
   variance.
 * ``gru_keras2``: :class:`~mcbench_plugins.models.impl.recurrent.KerasGRU` ↔ ``GRU(reset_after=
   False)``: both stack the gates [z, r, h]; weights are transposed, the one bias is shared.
+* ``grid_lstm``: the torch port's ``GridLSTMBlock`` (PyTorch layout, (out, in)) ↔ the Keras
+  ``GridLSTMBlock`` (TF1's layout, (in, out)): projections and kernels are transposed.
 * ``gru_torch``: ``nn.GRU`` (gates [r, z, n], biases ``bias_ih``/``bias_hh``) ↔ ``GRU(reset_after=
   True)`` (gates [z, r, h], bias rows [input, recurrent]): the first two gate blocks swap.
 """
@@ -87,6 +89,11 @@ KINDS: dict[str, tuple[tuple[str, ...], _Convert, _Convert]] = {
         lambda w, p: [w[0].T, w[1].T, w[2]],
         lambda k, p: [k[0].T, k[1].T, k[2]],
     ),
+    "grid_lstm": (
+        ("project_m", "project_c", "time_kernel", "time_bias", "depth_kernel", "depth_bias"),
+        lambda w, p: [w[0].T, w[1].T, w[2].T, w[3], w[4].T, w[5]],
+        lambda k, p: [k[0].T, k[1].T, k[2].T, k[3], k[4].T, k[5]],
+    ),
     "gru_torch": (
         ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"),
         lambda w, p: [
@@ -104,16 +111,19 @@ KINDS: dict[str, tuple[tuple[str, ...], _Convert, _Convert]] = {
 }
 
 
-def gru_kind(module) -> str:
-    """``gru_keras2`` for the torch port's ``KerasGRU``, ``gru_torch`` for ``nn.GRU``."""
-    from mcbench_plugins.models.impl.recurrent import KerasGRU
+def recurrent_kind(module) -> str:
+    """``grid_lstm`` for the torch port's ``GridLSTMBlock``, ``gru_keras2`` for its ``KerasGRU``,
+    ``gru_torch`` for ``nn.GRU``."""
+    from mcbench_plugins.models.impl.recurrent import GridLSTMBlock, KerasGRU
     from torch import nn
 
+    if isinstance(module, GridLSTMBlock):
+        return "grid_lstm"
     if isinstance(module, KerasGRU):
         return "gru_keras2"
     if isinstance(module, nn.GRU):
         return "gru_torch"
-    raise TypeError(f"not a GRU of the torch ports: {type(module).__name__}")
+    raise TypeError(f"no Keras twin for the recurrent block {type(module).__name__}")
 
 
 def conv_block_pairs(block, name: str) -> list[LayerPair]:
@@ -178,6 +188,9 @@ def copy_weights(
     for pair in pairs:
         names, to_keras, to_torch = KINDS[pair.kind]
         layer = _keras_layer(keras_model, pair.keras_name)
+        if pair.kind.startswith("gru_") and not hasattr(layer, "cell"):
+            raise ValueError(f"{pair.keras_name}: the torch block is a GRU, the Keras one is "
+                             f"{type(layer).__name__}; build both with the same cell")
         if pair.kind.startswith("gru_") and layer.cell.reset_after != (pair.kind == "gru_torch"):
             raise ValueError(
                 f"{pair.keras_name}: the torch GRU is {pair.kind} but the Keras GRU has "
