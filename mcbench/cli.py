@@ -619,18 +619,28 @@ def data_check(ctx: Context, dataset, root, data_dir) -> None:
               help="Front ends to cache, comma-separated (logmel, waveform).")
 @click.option("--protocol", default=None, help="Protocol whose splits to prepare (default: the dataset's).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Feature cache folder.")
-@click.option("--workers", type=int, default=None, help="Decoding processes (default: all cores).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Decoding processes (default: all cores).")
 @click.option("--dataset-param", "dataset_params", multiple=True, help="KEY=VALUE dataset option.")
 @pass_ctx
 def data_prepare(ctx: Context, dataset, root, data_dir, frontends, protocol, cache_dir, workers,
                  dataset_params) -> None:
     """Decode every clip of DATASET in parallel and cache its features (resumable)."""
     from .datacmd import prepare_dataset
+    from .features import FRONTEND_NAMES
 
+    names = [f.strip() for f in frontends.split(",") if f.strip()]
+    if not names:
+        raise click.BadParameter(f"give at least one front end: {', '.join(FRONTEND_NAMES)}",
+                                 param_hint="--frontend")
+    unknown = [f for f in names if f not in FRONTEND_NAMES]
+    if unknown:
+        raise click.BadParameter(f"unknown front end {unknown[0]!r}; choose from "
+                                 f"{', '.join(FRONTEND_NAMES)}", param_hint="--frontend")
     try:
         prepared = prepare_dataset(
             ctx.registry, dataset, root, data_dir, cache_dir,
-            frontends=[f.strip() for f in frontends.split(",") if f.strip()],
+            frontends=names,
             protocol=protocol, workers=workers,
             params=_parse_assignments(dataset_params, "--dataset-param", scoped=False),
             echo=click.echo)

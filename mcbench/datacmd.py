@@ -214,6 +214,8 @@ def prepare_dataset(registry: Registry, name: str, root: Path | None, data_dir: 
     from .runner import cache_dir_for, dataset_root, folds_for, load_partition
 
     spec = registry.dataset(name)
+    # Every input is checked before anything is decoded or written.
+    spec.resolve_params(params)
     root = dataset_root(spec, root, data_dir)
     protocol = protocol or spec.default_protocol
     if protocol not in spec.protocols:
