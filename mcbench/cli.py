@@ -583,6 +583,65 @@ def export(results_dir, dataset, fmt, output, all_status) -> None:
         click.echo(f"wrote {path} ({n} rows)")
 
 
+# --------------------------------------------------------------------------- embed
+
+
+@main.command(epilog="""\b
+Examples:
+  mcbench embed RUN_ID --dataset gtzan --root /data/gtzan --split test -o crnn_tf_gtzan_test.npz
+  mcbench embed RUN_ID --dataset synthetic_genres --split test --fold 2
+  python -c "import numpy as np; d = np.load('crnn_tf_gtzan_test.npz'); print(d['embeddings'].shape)"
+""")
+@click.argument("run_id")
+@click.option("--dataset", required=True, help="Dataset whose clips to embed (see `mcbench datasets`).")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--root", type=click.Path(path_type=Path), help="Dataset root (default: <data-dir>/<dataset>).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Default data folder (default: ./datasets or $MCBENCH_DATA_DIR).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Feature cache folder.")
+@_results_option
+@click.option("--protocol", default=None,
+              help="Dataset protocol (default: the run's on its own dataset, else the dataset's).")
+@click.option("--fold", type=click.IntRange(min=0), default=None,
+              help="Fold of a k-fold protocol (default: the run's on its own dataset, else 0).")
+@click.option("--dataset-param", "dataset_params", multiple=True,
+              help="KEY=VALUE dataset parameter, repeatable (default on the run's own dataset: the run's).")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Clips per forward pass (default: the run's batch size).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Decoding processes (default: all cores).")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="The .npz to write (default: <results-dir>/embeddings/RUN_ID.DATASET.SPLIT.npz).")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@pass_ctx
+def embed(ctx: Context, run_id, dataset, split, root, data_dir, cache_dir, results_dir, protocol,
+          fold, dataset_params, device, batch_size, workers, output, no_progress) -> None:
+    """Save what a finished run's model feeds its output layer, for every clip of one split.
+
+    CRNN-TF gives the 256-d concatenation of its eight scans (eq. (1) of Wang et al., IJCNN
+    2019); a torch baseline the input of its head; MFCC+SVM its MFCC statistics. The dataset
+    may be another one than the run's, if its front end and clip length are the run's. The
+    .npz holds embeddings, clip_ids, labels, label_names and run_id (plus model, variant,
+    dataset, protocol, fold, split), readable with numpy without pickle.
+    """
+    from .embed import EmbeddingError, EmbedRequest, embed_run
+    from .records import RecordError
+
+    req = EmbedRequest(
+        run_id=run_id, dataset=dataset, split=split, root=root, data_dir=data_dir,
+        results_dir=results_dir, cache_dir=cache_dir, output=output, protocol=protocol, fold=fold,
+        dataset_params=_parse_assignments(dataset_params, "--dataset-param", scoped=False),
+        device=device, batch_size=batch_size, workers=workers, progress=not no_progress,
+        echo=click.echo)
+    try:
+        result = embed_run(ctx.registry, req)
+    except (*USER_ERRORS, StateError, EmbeddingError, RecordError) as exc:
+        _fail(str(exc))
+    n, dims = result.embeddings.shape
+    click.echo(f"wrote {result.path}: {n} clips × {dims} dims ({dataset} {split})")
+
+
 # --------------------------------------------------------------------------- data
 
 

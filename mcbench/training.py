@@ -181,8 +181,11 @@ class InputStandardizer(nn.Module):
         self.register_buffer("mean", torch.zeros((), dtype=torch.float32))
         self.register_buffer("std", torch.ones((), dtype=torch.float32))
 
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network((x - self.mean) / self.std)
+        return self.network(self.standardize(x))
 
     @torch.no_grad()
     def fit_statistics(self, x: np.ndarray, max_clips: int = 256) -> None:
@@ -381,6 +384,36 @@ class TorchLearner:
         if not out:
             return np.zeros((0, 0), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
+
+    @torch.no_grad()
+    def embed(self, split: FeatureSplit, batch_size: int | None = None) -> np.ndarray:
+        """Embeddings ``(N, D)`` float32: the input of the network's head module (or its own
+        ``embed(x)``), see :mod:`mcbench.embed`, after the run's input standardisation."""
+        from .embed import embeddings
+
+        batch_size = batch_size or self.batch_size
+        self._place(self.device)
+        out = []
+        for i in range(0, len(split), batch_size):
+            x, _ = self._batch(split, np.arange(i, min(i + batch_size, len(split))))
+            with self._autocast():
+                e = embeddings(self.network, x, prepare=self.module.standardize)
+            out.append(e.float().cpu().numpy())
+        if not out:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+    def load_selected(self, workdir: Path) -> Path:
+        """Load the weights a finished run was evaluated with from its work folder: ``best.pt``
+        (the selected epoch), or ``last.pt`` when no epoch was ever selected (then the test
+        predictions came from the final weights too). Returns the file loaded."""
+        for name in ("best.pt", "last.pt"):
+            path = Path(workdir) / name
+            if path.exists():
+                self.load(path)
+                return path
+        raise StateError(f"no checkpoint (best.pt or last.pt) in {workdir}; train the run again "
+                         "to get its weights")
 
     def save(self, path: Path) -> None:
         _atomic_torch_save({"model": self.module.state_dict()}, Path(path))

@@ -2,7 +2,7 @@
 
 Not a torch model: ``build`` returns its own learner
 (:class:`mcbench_plugins.models.impl.mfcc_svm.MfccSvmLearner`, fit/predict/save/load with
-scikit-learn; saved as plain arrays, never pickled), which shows the learner interface serving non-torch plugins.
+scikit-learn, and embed: its MFCC statistics, for `mcbench embed`; saved as plain arrays, never pickled), which shows the learner interface serving non-torch plugins.
 
 Registration only; scikit-learn and librosa are imported when a model is built or fitted, so
 listing plugins stays cheap. Genre only (models.md §7): the spec lists just ``multiclass``, so the

@@ -150,6 +150,12 @@ class MfccSvmLearner:
         return clip_features(x, n_mfcc=self.n_mfcc, delta_order=self.delta_order,
                              chunk_size=self.chunk_size)
 
+    def embed(self, split: FeatureSplit) -> np.ndarray:
+        """The clip representation this model classifies: its MFCC statistics
+        (:func:`mfcc_statistics`, ``feature_dim`` columns) before the training split's
+        ``StandardScaler``. They depend only on the options, so an unfitted learner gives them."""
+        return self.features(split).astype(np.float32)
+
     def _scores(self, feats: np.ndarray) -> np.ndarray:
         """``decision_function`` mapped onto the K class columns (absent classes: module doc)."""
         dec = self.svc_.decision_function(self.scaler_.transform(feats))
