@@ -206,7 +206,9 @@ def find_run(results_dir: Path, run_id: str) -> Path:
         _safe_part(run_id, "run id")
     except ValueError as exc:
         raise OptionError(str(exc)) from exc
-    matches = sorted((Path(results_dir) / "runs").glob(f"*/{run_id}.json"))
+    import glob
+
+    matches = sorted((Path(results_dir) / "runs").glob(f"*/{glob.escape(run_id)}.json"))
     if not matches:
         raise OptionError(f"no stored run {run_id!r} under {Path(results_dir) / 'runs'}; "
                           "`mcbench runs list` shows the stored runs (or pass --results-dir)")
