@@ -25,7 +25,7 @@ numpy and scikit-learn are imported inside functions so that listing plugins sta
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,12 +303,17 @@ def load_gtzan_partition(
     n_per_genre: int = N_PER_GENRE,
     check_audio: bool = True,
     min_seconds: float = MIN_SECONDS,
+    protocols: Mapping[str, int] = PROTOCOLS,
 ) -> Partition:
     """The splits of one GTZAN protocol and fold.
 
-    ``cv10``: folds from :func:`cv_folds` over :func:`canonical_ids`; test = fold ``fold``,
-    valid = fold ``(fold + 1) mod 10``, train = the rest; the seed and every clip's fold are
-    recorded in ``notes``. ``filtered``: the three list files from ``lists_dir`` or the root.
+    ``protocols`` maps each protocol this reader may be asked for to its number of folds (GTZAN's
+    own: :data:`PROTOCOLS`; a dataset in the GTZAN layout, such as ``synthetic_genres``, passes
+    its own). A protocol of k > 1 folds is seeded stratified k-fold cross-validation
+    (:func:`cv_folds` over :func:`canonical_ids`; ``cv10`` is the paper's, Table III): test =
+    fold ``fold``, valid = fold ``(fold + 1) mod k``, train = the other k − 2; the seed and every
+    clip's fold are recorded in ``notes``. A protocol of one fold (``filtered``) reads the three
+    list files from ``lists_dir`` or the root.
     In both, ids are ``<genre>.000NN``, labels index ``genres``, each split is in sorted id
     order (cv10) or list order (filtered). A clip whose file is missing, empty, a link leaving
     the root or (headers read when ``check_audio``) unreadable, truncated or shorter than
@@ -316,8 +321,15 @@ def load_gtzan_partition(
     feature store also drops a clip that decodes shorter than ``min_seconds``.
     """
     readme = dataset_readme(dataset)
-    if protocol not in PROTOCOLS:
-        raise DatasetError(f"{dataset}: unknown protocol {protocol!r}; choose from {sorted(PROTOCOLS)}")
+    if protocol not in protocols:
+        raise DatasetError(f"{dataset}: unknown protocol {protocol!r}; choose from {sorted(protocols)}")
+    n_folds = int(protocols[protocol])
+    if n_folds > 1:  # checked before the data root is looked at
+        fold = 0 if fold is None else int(fold)
+        if not 0 <= fold < n_folds:
+            raise DatasetError(f"{dataset}: {protocol} has folds 0…{n_folds - 1}, not {fold}")
+    elif fold not in (None, 0):
+        raise DatasetError(f"{dataset}: the {protocol} protocol has no fold {fold!r}")
     root = require_root(root, dataset, ["genres", "Data/genres_original", *genres], readme)
     found = scan_layout(root, genres)
     if not found.files and not found.outside:
@@ -331,27 +343,22 @@ def load_gtzan_partition(
     if found.notes():
         notes["warnings"] = found.notes()
 
-    if protocol == "cv10":
-        fold = 0 if fold is None else int(fold)
-        if not 0 <= fold < N_FOLDS:
-            raise DatasetError(f"{dataset}: cv10 has folds 0…{N_FOLDS - 1}, not {fold}")
+    if n_folds > 1:
         ids = canonical_ids(genres, n_per_genre)
-        folds = cv_folds(ids, [label_of[genre_of(i)] for i in ids], N_FOLDS, seed)
-        valid_fold = (fold + 1) % N_FOLDS
+        folds = cv_folds(ids, [label_of[genre_of(i)] for i in ids], n_folds, seed)
+        valid_fold = (fold + 1) % n_folds
         membership = {
             "test": [i for i in ids if folds[i] == fold],
             "valid": [i for i in ids if folds[i] == valid_fold],
             "train": [i for i in ids if folds[i] not in (fold, valid_fold)],
         }
         notes.update(
-            seed=int(seed), n_folds=N_FOLDS, test_fold=fold, valid_fold=valid_fold, folds=folds
+            seed=int(seed), n_folds=n_folds, test_fold=fold, valid_fold=valid_fold, folds=folds
         )
         extra = sorted(set(found.files) - set(ids))
         if extra:
             notes["files_outside_canonical_ids"] = extra
     else:
-        if fold not in (None, 0):
-            raise DatasetError(f"{dataset}: the filtered protocol has no fold {fold!r}")
         fold = None
         lists = _find_lists(root, lists_dir, readme)
         membership = {split: read_split_list(path, genres) for split, path in lists.items()}

@@ -12,13 +12,12 @@ Two :class:`~mcbench.specs.DatasetSpec` objects come from this one module:
   the real MTAT reader: with 13 tag columns the top-50 rule keeps every tag that occurs.
 - ``synthetic_genres`` (multiclass, the 6 genres of :data:`synthetic_audio.GENRES`) is written
   in the GTZAN layout ``genres/<genre>/<genre>.000NN.wav`` (22,050 Hz mono PCM_16) and read
-  by :func:`mcbench_plugins.datasets.gtzan.load_gtzan_partition`. Its protocols: ``fixed`` (the
-  default, one split for demos) is fold 0 of ``cv5``, a seeded stratified 5-fold split made
-  with the GTZAN plugin's :func:`~mcbench_plugins.datasets.gtzan.cv_folds` (test = fold ``i``,
-  valid = fold ``i + 1 mod 5``, train = the rest, as in GTZAN's ``cv10``). The fold lists are
-  written at generation time in the GTZAN list-file format under ``splits/cv5/fold<i>/`` and read
-  through the GTZAN reader's list protocol, so the clips still go through its discovery and
-  header checks.
+  by :func:`mcbench_plugins.datasets.gtzan.load_gtzan_partition`. Its protocols: ``cv5``, seeded
+  stratified 5-fold cross-validation made by the same code as GTZAN's ``cv10`` (the paper's
+  Table III protocol): trial ``i`` tests on fold ``i``, validates on fold ``i + 1 mod 5`` and
+  trains on the other three, every fold a run, so a demo table has the shape of Table III
+  (mean ± std over folds); and ``fixed`` (the default, one split for quick demos), which is
+  fold 0 of ``cv5``. The folds come from the generation seed and the clip ids alone.
 
 Generation happens on first use (``materialize``, which the harness calls before ``tracks``):
 clips are rendered in parallel worker processes with a progress bar, written into a temporary
@@ -347,8 +346,6 @@ def _write_tagging(folder: Path, gen: Mapping[str, Any], runtime: Mapping[str, A
 
 
 def _write_genres(folder: Path, gen: Mapping[str, Any], runtime: Mapping[str, Any]) -> int:
-    from .gtzan import LIST_FILES, cv_folds
-
     plan = genre_plan(gen["n_per_genre"], gen["seed"])
     for genre in GENRES:
         (folder / "genres" / genre).mkdir(parents=True)
@@ -360,20 +357,6 @@ def _write_genres(folder: Path, gen: Mapping[str, Any], runtime: Mapping[str, An
         handle.write("id\tgenre\ttags\n")
         for clip in plan:
             handle.write(f"{clip.id}\t{clip.style}\t{','.join(clip.params.tags)}\n")
-    ids = [c.id for c in plan]
-    folds = cv_folds(ids, [GENRES.index(c.style) for c in plan], N_FOLDS, gen["seed"])
-    for k in range(N_FOLDS):
-        members = {
-            "test": [i for i in sorted(ids) if folds[i] == k],
-            "valid": [i for i in sorted(ids) if folds[i] == (k + 1) % N_FOLDS],
-            "train": [i for i in sorted(ids) if folds[i] not in (k, (k + 1) % N_FOLDS)],
-        }
-        lists = folder / "splits" / f"cv{N_FOLDS}" / f"fold{k}"
-        lists.mkdir(parents=True)
-        for split, name in LIST_FILES.items():
-            # GTZAN's list-file format: <genre>/<genre>.000NN.wav, LF, sorted
-            text = "".join(f"{i.split('.')[0]}/{i}.wav\n" for i in members[split])
-            (lists / name).write_text(text, encoding="utf-8", newline="\n")
     return len(plan)
 
 
@@ -495,6 +478,8 @@ def materialize_genres(root: Path, **params: Any) -> None:
 
     Options: ``n_per_genre`` (40), ``seconds`` (29.0), ``seed`` (0); ``workers``, ``progress``.
     """
+    # "splits" was written by generators before the folds were computed on reading; a root
+    # holding one without a marker was not generated here either.
     _materialize(GENRES_NAME, root, params, _write_genres, ["genres", "splits", CLIP_TAGS])
 
 
@@ -527,8 +512,9 @@ def tracks_genres(root: Path, protocol: str = "fixed", fold: int | None = None,
                   **params: Any) -> Partition:
     """The ``synthetic_genres`` splits, read by the GTZAN reader (generating first if needed).
 
-    ``fixed`` is fold 0 of ``cv5``; ``cv5`` fold ``i`` tests on fold ``i`` and validates on fold
-    ``i + 1 mod 5``.
+    ``cv5`` fold ``i`` is the GTZAN reader's stratified k-fold protocol with k = 5 over the
+    generated ids, seeded by the generation seed: test fold ``i``, valid fold ``i + 1 mod 5``.
+    ``fixed`` is fold 0 of ``cv5``.
     """
     from .gtzan import load_gtzan_partition
 
@@ -540,13 +526,12 @@ def tracks_genres(root: Path, protocol: str = "fixed", fold: int | None = None,
     if protocol == "fixed" and k != 0:
         raise DatasetError(f"{GENRES_NAME}: the fixed split has no fold {fold!r}")
     if not 0 <= k < N_FOLDS:
-        raise DatasetError(f"{GENRES_NAME}: cv{N_FOLDS} has folds 0…{N_FOLDS - 1}, not {fold}")
+        raise DatasetError(f"{GENRES_NAME}: {CV} has folds 0…{N_FOLDS - 1}, not {fold}")
     materialize_genres(root, **params)
     gen = _resolved_params(root, GENRES_NAME, params)
-    lists = Path(root) / "splits" / f"cv{N_FOLDS}" / f"fold{k}"
-    partition = load_gtzan_partition(Path(root), protocol="filtered", lists_dir=lists,
-                                     dataset=GENRES_NAME, genres=GENRES,
-                                     n_per_genre=gen["n_per_genre"],
+    partition = load_gtzan_partition(Path(root), protocol=CV, fold=k, seed=gen["seed"],
+                                     protocols={CV: N_FOLDS}, dataset=GENRES_NAME,
+                                     genres=GENRES, n_per_genre=gen["n_per_genre"],
                                      min_seconds=_min_seconds(gen["seconds"]))
     partition.protocol = protocol
     partition.fold = None if protocol == "fixed" else k
@@ -636,7 +621,9 @@ def check_genres(root: Path) -> HealthReport:
 
 # --------------------------------------------------------------------------- plugin
 
-GENRE_PROTOCOLS = {"fixed": 1, f"cv{N_FOLDS}": N_FOLDS}
+#: The k-fold protocol of ``synthetic_genres`` (the paper's GTZAN protocol with k = 5).
+CV = f"cv{N_FOLDS}"
+GENRE_PROTOCOLS = {"fixed": 1, CV: N_FOLDS}
 
 #: Demo training settings for ``synthetic`` (the paper's protocol otherwise applies unchanged),
 #: chosen so that ``mcbench run --models all --dataset synthetic`` finishes in under 10 minutes on
