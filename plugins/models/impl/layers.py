@@ -76,11 +76,184 @@ class MaxPool2dSame(nn.Module):
         self.pad = PadSame2d(self.kernel, self.stride, value=-math.inf)
         self.pool = nn.MaxPool2d(self.kernel, self.stride)
 
+    def implicit_padding(self, height: int, width: int) -> tuple[tuple[int, int], bool] | None:
+        """``(padding, ceil_mode)`` with which ``F.max_pool2d`` pools exactly the TF "same"
+        windows of an ``height × width`` input without a padded copy; ``None`` if none does."""
+        return implicit_same_pool(self.kernel, self.stride, (height, width))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.pad(x))
+        plan = self.implicit_padding(x.shape[-2], x.shape[-1])
+        if plan is None:
+            return self.pool(self.pad(x))
+        padding, ceil_mode = plan
+        return F.max_pool2d(x, self.kernel, self.stride, padding, ceil_mode=ceil_mode)
 
     def extra_repr(self) -> str:
         return f"kernel={self.kernel}, stride={self.stride}, padding=same"
+
+
+def _torch_pool_out(n: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
+    """Output length of ``F.max_pool2d`` along one axis (PyTorch's rule, dilation 1)."""
+    span = n + 2 * pad - kernel
+    if span < 0:
+        return 0
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= n + pad:  # the last window must start inside
+        out -= 1
+    return out
+
+
+def implicit_same_pool(kernel: Pair, stride: Pair, size: tuple[int, int]):
+    """``(padding, ceil_mode)`` for ``F.max_pool2d`` equal to TF "same" max pooling of ``size``.
+
+    TF's windows start at ``−before + i·s`` for ``i < ⌈n/s⌉``; PyTorch's at ``−p + i·s``. With
+    ``p = before`` both start at the same cells, and the cells PyTorch pads implicitly (or leaves
+    out in ceil mode) are exactly the −inf cells of TF's padding, so the maxima and their
+    positions are identical. Returns ``None`` when no single ``ceil_mode`` gives ``⌈n/s⌉``
+    windows on both axes or PyTorch's padding limit (``p ≤ k/2``) is exceeded.
+    """
+    kernel, stride = _pair(kernel), _pair(stride)
+    pads, modes = [], {False, True}
+    for n, k, s in zip(size, kernel, stride):
+        before, _ = tf_same_pads(n, k, s)
+        if before > k // 2:
+            return None
+        want = tf_same_out(n, k, s)
+        modes &= {m for m in (False, True) if _torch_pool_out(n, k, s, before, m) == want}
+        pads.append(before)
+    if not modes:
+        return None
+    return (pads[0], pads[1]), min(modes)  # floor mode when both work
+
+
+class _BatchNormActPool(torch.autograd.Function):
+    """Training-mode batch norm → monotone activation → max pool, pooling first.
+
+    For a per-channel map ``f(z) = act(γ·(z − μ)·σ⁻¹ + β)`` that is non-decreasing (γ > 0 and
+    ELU/ReLU/identity), ``maxpool(f(z)) = f(maxpool(z))`` — exactly, since rounding is monotone
+    too. So the normalisation and the activation run on the pooled tensor (a quarter to an
+    eighth of the conv output here), and the backward pass needs one pass over the full tensor:
+    with ``g`` the gradient at the pooled batch-norm output scattered to the pool's maxima
+    (zero elsewhere, as max-pool's gradient is), the batch-norm input gradient
+    ``γσ⁻¹(g − mean(g) − ẑ·mean(g·ẑ))`` is ``scatter(γσ⁻¹g) + k₂·z + k₁`` with per-channel
+    constants, and ``Σg``, ``Σg·ẑ`` are sums over the pooled tensor only.
+    """
+
+    @staticmethod
+    def forward(ctx, z, weight, bias, mean, invstd, act, kernel, stride, padding, ceil_mode):
+        pooled, indices = F.max_pool2d(z, kernel, stride, padding, ceil_mode=ceil_mode,
+                                       return_indices=True)
+        scale = (weight * invstd).view(1, -1, 1, 1)
+        shift = (bias - mean * weight * invstd).view(1, -1, 1, 1)
+        normed = pooled * scale + shift
+        ctx.save_for_backward(z, indices, pooled, normed, weight, mean, invstd)
+        ctx.act = act
+        with torch.no_grad():
+            return act(normed)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        z, indices, pooled, normed, weight, mean, invstd = ctx.saved_tensors
+        with torch.enable_grad():
+            leaf = normed.detach().requires_grad_(True)
+            (grad_normed,) = torch.autograd.grad(ctx.act(leaf), leaf, grad_out)
+        dims = (0, 2, 3)
+        count = z.numel() // z.shape[1]
+        z_hat = (pooled - mean.view(1, -1, 1, 1)) * invstd.view(1, -1, 1, 1)
+        sum_g = grad_normed.sum(dims)
+        sum_g_zhat = (grad_normed * z_hat).sum(dims)
+        gain = weight * invstd
+        k2 = -gain * invstd * sum_g_zhat / count
+        k1 = -gain * sum_g / count - k2 * mean
+        grad_z = torch.addcmul(k1.view(1, -1, 1, 1), z, k2.view(1, -1, 1, 1))
+        if not grad_z.is_contiguous(memory_format=torch.channels_last) and not grad_z.is_contiguous():
+            grad_z = grad_z.contiguous()
+        n, c = z.shape[:2]
+        grad_z.view(n, c, -1).scatter_add_(
+            2, indices.reshape(n, c, -1), (grad_normed * gain.view(1, -1, 1, 1)).reshape(n, c, -1))
+        return grad_z, sum_g_zhat, sum_g, None, None, None, None, None, None, None
+
+
+def _monotone(act: nn.Module) -> bool:
+    """Activations for which pooling first is exact (non-decreasing maps)."""
+    if isinstance(act, nn.ELU):
+        return act.alpha >= 0
+    return isinstance(act, (nn.ReLU, nn.Identity))
+
+
+def _pool_plan(pool: nn.Module, height: int, width: int):
+    """``(kernel, stride, padding, ceil_mode)`` of a max pool, or ``None`` if not fusable."""
+    if isinstance(pool, MaxPool2dSame):
+        plan = pool.implicit_padding(height, width)
+        return None if plan is None else (pool.kernel, pool.stride, *plan)
+    if isinstance(pool, nn.MaxPool2d) and not pool.return_indices and _pair(pool.dilation) == (1, 1):
+        stride = pool.stride if pool.stride is not None else pool.kernel_size
+        return _pair(pool.kernel_size), _pair(stride), _pair(pool.padding), pool.ceil_mode
+    return None
+
+
+#: Whether :class:`ConvBlock` may pool before batch norm and activation (tests switch it off to
+#: compare against the layer-by-layer reference).
+FUSE_CONV_BLOCKS = True
+
+
+class ConvBlock(nn.Sequential):
+    """Conv → BN → activation → pool (→ dropout), the layers of :func:`conv_block`.
+
+    The layers and their parameters are those of a plain ``nn.Sequential`` (same state-dict
+    keys); only the order of evaluation changes where that is exact (see
+    :class:`_BatchNormActPool`): in float32 or float64 with batch norm, a max pool and a
+    non-decreasing activation, when every γ > 0. Anything else (autocast, a negative γ, another layer kind)
+    runs the layers one by one.
+    """
+
+    def _fusable(self, x: torch.Tensor):
+        if not FUSE_CONV_BLOCKS or len(self) < 4 or x.dtype not in (torch.float32, torch.float64):
+            return None
+        bn, act, pool = self[1], self[2], self[3]
+        if not (isinstance(bn, nn.BatchNorm2d) and bn.affine and _monotone(act)):
+            return None
+        if torch.is_autocast_enabled(x.device.type):
+            return None
+        return bn, act, pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = self._fusable(x)
+        if parts is None:
+            return super().forward(x)
+        bn, act, pool = parts
+        z = self[0](x)
+        plan = _pool_plan(pool, z.shape[-2], z.shape[-1])
+        if plan is None or z.dtype != x.dtype or not bool((bn.weight > 0).all()):
+            return nn.Sequential(*list(self)[1:])(z)
+        kernel, stride, padding, ceil_mode = plan
+        if bn.training or bn.running_mean is None:
+            out = self._train_forward(z, bn, act, plan)
+        else:  # running statistics: a per-channel affine map, so pool first
+            pooled = F.max_pool2d(z, kernel, stride, padding, ceil_mode=ceil_mode)
+            out = act(bn(pooled))
+        for layer in list(self)[4:]:
+            out = layer(out)
+        return out
+
+    @staticmethod
+    def _train_forward(z, bn: nn.BatchNorm2d, act: nn.Module, plan) -> torch.Tensor:
+        # The momentum rule of nn.BatchNorm2d.forward (momentum None: a cumulative average).
+        factor = 0.0 if bn.momentum is None else bn.momentum
+        if bn.track_running_stats and bn.num_batches_tracked is not None:
+            bn.num_batches_tracked.add_(1)
+            if bn.momentum is None:
+                factor = 1.0 / float(bn.num_batches_tracked)
+        with torch.no_grad():
+            if bn.running_mean is not None:
+                # the kernel of nn.BatchNorm2d's own statistics; updates the running ones in place
+                mean, var = torch.batch_norm_update_stats(z, bn.running_mean, bn.running_var, factor)
+            else:
+                mean, var = torch.batch_norm_update_stats(z, None, None, factor)
+            invstd = torch.rsqrt(var + bn.eps)
+        kernel, stride, padding, ceil_mode = plan
+        return _BatchNormActPool.apply(z, bn.weight, bn.bias, mean, invstd, act, kernel, stride,
+                                       padding, ceil_mode)
 
 
 class Conv2dSame(nn.Sequential):
@@ -132,7 +305,7 @@ def conv_block(
     conv_stride: Pair = 1,
     batchnorm: bool = True,
     dropout: float = 0.0,
-) -> nn.Sequential:
+) -> ConvBlock:
     """Conv ('same') → BN → activation → max-pool → dropout, the block every CNN here uses.
 
     ``pool_padding`` is ``"same"`` (TF "same" pooling, exact) or ``"valid"`` (floor pooling, as in
@@ -151,7 +324,7 @@ def conv_block(
             raise ValueError(f"pool_padding must be 'same' or 'valid', got {pool_padding!r}")
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers)
+    return ConvBlock(*layers)
 
 
 # --------------------------------------------------------------------------- initialisation
