@@ -1,22 +1,27 @@
-"""Numerical kernels behind the metric plugins (metrics.md §2–§4).
+"""Numerical kernels behind the metric plugins: the tagging and genre metrics of Wang et al.,
+IJCNN 2019, Sec. V-D (Tables I–III), with the tie and empty-set rules stated below.
 
 Pure numpy/scipy/scikit-learn, float64 throughout. The registration modules ``tagging.py``
 and ``genre.py`` import this module only inside their ``compute`` functions, so listing plugins
 never pays for numpy or scikit-learn.
 
-Which parts are hand-written and why (metrics.md §7):
+Which parts are hand-written and why (scikit-learn's calls compute the same numbers only under
+conditions: a label with a single class present makes ``roc_auc_score`` fail or return NaN,
+``ndcg_score`` keeps clips without tags in its mean, and no scikit-learn call ranks multi-label
+top-k recall):
 
 * ROC-AUC is the Mann–Whitney statistic from average ranks (:func:`mann_whitney_auc`): one
-  vectorised call for all labels, ties counting one half, exactly §2.1. Tested against
-  ``sklearn.metrics.roc_auc_score``.
+  vectorised call for all labels, AUC = P(s⁺ > s⁻) + ½·P(s⁺ = s⁻) (ties count one half).
+  Tested against ``sklearn.metrics.roc_auc_score``.
 * Average precision uses ``sklearn.metrics.average_precision_score`` per defined label: it steps
-  over distinct thresholds without interpolation, as §2.2 asks.
-* Recall@k and NDCG@k share :func:`expected_relevance_by_rank`, which applies §4's tie rule (the
-  expectation over all orders of tied labels) without enumerating orders. NDCG is tested against
-  ``sklearn.metrics.ndcg_score`` (whose default ``ignore_ties=False`` is the same expectation for
-  binary relevance) and Recall@k against a brute-force loop over tied orders.
+  over distinct thresholds from high to low without interpolation, AP = Σ_n (R_n − R_{n−1})·P_n
+  (not the trapezoidal area under the PR curve).
+* Recall@k and NDCG@k share :func:`expected_relevance_by_rank`, which applies mcbench's tie rule
+  (the expectation over all orders of tied labels) without enumerating orders. NDCG is tested
+  against ``sklearn.metrics.ndcg_score`` (whose default ``ignore_ties=False`` is the same
+  expectation for binary relevance) and Recall@k against a brute-force loop over tied orders.
 * Genre P/R/F1 and the confusion matrix come from scikit-learn, with ``labels`` restricted to
-  the classes present in the split (§3), so absent classes never enter the macro average.
+  the classes present in the split, so absent classes never enter the macro average.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ __all__ = [
 
 
 def check_scores(y_score) -> np.ndarray:
-    """Return ``y_score`` as float64, rejecting NaN or infinite entries (metrics.md §1).
+    """Return ``y_score`` as float64, rejecting NaN or infinite entries.
 
     The message says only that the scores contain NaN/inf; the harness adds the run and split.
     """
@@ -100,10 +105,10 @@ def check_genre_inputs(y_true, y_score, labels: Sequence[str]) -> tuple[np.ndarr
 
 
 def mann_whitney_auc(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-column ROC-AUC as P(s⁺ > s⁻) + ½·P(s⁺ = s⁻) (metrics.md §2.1).
+    """Per-column ROC-AUC as P(s⁺ > s⁻) + ½·P(s⁺ = s⁻), the Mann–Whitney statistic.
 
     ``truth`` and ``scores`` are N × C. Returns ``(auc, n_pos, n_neg)``; ``auc`` is NaN for a
-    column without both a positive and a negative (an undefined label, §4).
+    column without both a positive and a negative (an undefined label, left out of macros).
     """
     from scipy.stats import rankdata
 
@@ -121,7 +126,7 @@ def mann_whitney_auc(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray,
 
 
 def average_precision_per_label(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Per-column AP = Σ_n (R_n − R_{n−1})·P_n over distinct thresholds (metrics.md §2.2).
+    """Per-column AP = Σ_n (R_n − R_{n−1})·P_n over distinct thresholds (no interpolation).
 
     NaN for a column without both a positive and a negative, so the skip rule matches ROC-AUC.
     """
@@ -140,7 +145,7 @@ def average_precision_per_label(truth: np.ndarray, scores: np.ndarray) -> np.nda
 
 
 def expected_relevance_by_rank(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Expected relevance of the label at each rank of each clip, under §4's tie rule.
+    """Expected relevance of the label at each rank of each clip, ties as an expectation.
 
     Each row is ranked by score, highest first. Within a tie group of m labels of which r are
     relevant, every order of the group is equally likely, so each position of the group holds
@@ -173,7 +178,10 @@ def _check_k(k: int) -> int:
 
 
 def recall_at_k_per_clip(truth: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """R@k_i = |G_i ∩ T_i^k| / |G_i| per clip with |G_i| ≥ 1 (metrics.md §2.3, §4).
+    """R@k_i = |G_i ∩ T_i^k| / |G_i| per clip with |G_i| ≥ 1 (Wang et al. 2019, Sec. V-D).
+
+    The denominator is the clip's full tag count |G_i| (the paper's |G_{1:k}|): the authors' code
+    (FishInMedi/CRNN-TF ``1.ipynb``, ``recall``) divides by it, and Table I's R@1 ≈ 0.3 fits it.
 
     Clips without tags are left out of the returned vector. k > L uses L.
     """
@@ -190,7 +198,7 @@ def _discounts(n: int) -> np.ndarray:
 
 
 def ndcg_at_k_per_clip(truth: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """NDCG@k_i with binary gains and eq. (6)'s ideal DCG (metrics.md §2.4, §4).
+    """NDCG@k_i with binary gains and the ideal DCG of Wang et al. 2019, eq. (6).
 
     IDCG_i sums the first min(k, |G_i|) discounts. Clips without tags are left out. k > L uses L.
     """
@@ -205,7 +213,7 @@ def ndcg_at_k_per_clip(truth: np.ndarray, scores: np.ndarray, k: int) -> np.ndar
 
 
 def jaccard_per_clip(truth: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """JSC_i = |G_i ∩ P_i| / |G_i ∪ P_i| with P_i = {s ≥ τ} (inclusive), per clip with tags (§2.5)."""
+    """JSC_i = |G_i ∩ P_i| / |G_i ∪ P_i| with P_i = {s ≥ τ} (inclusive), per clip with tags."""
     predicted = scores >= threshold
     keep = truth.any(axis=1)
     inter = (truth[keep] & predicted[keep]).sum(axis=1)
@@ -217,7 +225,7 @@ def jaccard_per_clip(truth: np.ndarray, scores: np.ndarray, threshold: float) ->
 
 
 def genre_report(truth: np.ndarray, scores: np.ndarray) -> dict:
-    """Everything the genre metrics report (metrics.md §3, §4), computed once.
+    """Everything the genre metrics report (Wang et al. 2019, Tables II and III), computed once.
 
     Returns a dict of numpy arrays over all K classes — ``precision``, ``recall``, ``f1``,
     ``auc`` (NaN where undefined), ``support``, ``n_pred`` — plus ``present`` (support > 0),
@@ -229,7 +237,7 @@ def genre_report(truth: np.ndarray, scores: np.ndarray) -> dict:
 
     n_classes = scores.shape[1]
     all_classes = np.arange(n_classes)
-    # numpy argmax takes the lowest index on an exact tie, as §3 prescribes.
+    # numpy argmax takes the lowest index on an exact tie: mcbench's rule for a tied prediction.
     predicted = np.argmax(scores, axis=1)
     support = np.bincount(truth, minlength=n_classes)
     n_pred = np.bincount(predicted, minlength=n_classes)

@@ -1,6 +1,6 @@
 """Genre metrics for single-label data (FMA-medium Table II, GTZAN Table III of Wang et al.).
 
-Implements metrics.md §3 and the genre rows of §4: macro one-vs-rest ROC-AUC, accuracy (the
+Implements the genre metrics of the paper's Sec. V-D: macro one-vs-rest ROC-AUC, accuracy (the
 checkpoint-selection metric), macro precision, recall and F1, and, as an extra, the
 support-weighted one-vs-rest ROC-AUC the authors' FMA notebooks computed. Columns follow
 Table II: ROC-AUC, Recall, F1, Accuracy, then Precision.
@@ -8,12 +8,15 @@ Table II: ROC-AUC, Recall, F1, Accuracy, then Precision.
 Inputs: ``y_true`` N class indices in 0..K−1, ``y_score`` an N × K matrix of softmax
 probabilities (SVC decision scores for ``mfcc_svm``), ``labels`` the K class names.
 
-Rules (metrics.md §3, §4):
+Rules (mcbench's, where the paper is loose):
 
 * ŷ_i = argmax_c y_score[i, c], the lowest index winning an exact tie.
+* Accuracy is the fraction of clips classified correctly (the paper's parenthesis "the fraction
+  of misclassified genres" is a slip: its tables report the fraction correct).
 * Macro P/R/F1 average over classes with support > 0; macro F1 is the mean of per-class F1, not
   the harmonic mean of macro P and R. A class never predicted has P = 0 and stays in.
-* AUC_c uses §2.1's tie rule on y_score[:, c] against [y = c]; only classes with a positive and
+* AUC_c = P(s⁺ > s⁻) + ½·P(s⁺ = s⁻) (tied pairs count one half) on y_score[:, c] against
+  [y = c]; only classes with a positive and
   a negative count. Use probabilities: logits rank clips differently per class.
 
 Every genre metric returns the same per-class report in ``per_label`` (label, value — this
@@ -101,32 +104,33 @@ def _result(y_true, y_score, labels: Sequence[str], which: str) -> MetricResult:
 
 
 def accuracy(y_true, y_score, labels: Sequence[str]) -> MetricResult:
-    """Fraction of clips whose argmax class is the true class (metrics.md §3)."""
+    """Fraction of clips whose argmax class is the true class (Tables II and III)."""
     return _result(y_true, y_score, labels, "accuracy")
 
 
 def precision_macro(y_true, y_score, labels: Sequence[str]) -> MetricResult:
-    """Mean of TP/(TP+FP) over classes with support; 0 for a class never predicted (§3)."""
+    """Mean of TP/(TP+FP) over classes with support; 0 for a class never predicted."""
     return _result(y_true, y_score, labels, "precision_macro")
 
 
 def recall_macro(y_true, y_score, labels: Sequence[str]) -> MetricResult:
-    """Mean of TP/(TP+FN) over classes with support (§3)."""
+    """Mean of TP/(TP+FN) over classes with support."""
     return _result(y_true, y_score, labels, "recall_macro")
 
 
 def f1_macro(y_true, y_score, labels: Sequence[str]) -> MetricResult:
-    """Mean of per-class F1 over classes with support; F1_c = 0 when P_c + R_c = 0 (§3)."""
+    """Mean of per-class F1 over classes with support; F1_c = 0 when P_c + R_c = 0."""
     return _result(y_true, y_score, labels, "f1_macro")
 
 
 def roc_auc_ovr_macro(y_true, y_score, labels: Sequence[str]) -> MetricResult:
-    """Unweighted mean of one-vs-rest AUC_c over classes with a positive and a negative (§3)."""
+    """Unweighted mean of one-vs-rest AUC_c over classes with a positive and a negative."""
     return _result(y_true, y_score, labels, "roc_auc_ovr_macro")
 
 
 def roc_auc_ovr_weighted(y_true, y_score, labels: Sequence[str]) -> MetricResult:
-    """Support-weighted mean of one-vs-rest AUC_c, as in the authors' FMA notebooks (§3)."""
+    """Support-weighted mean of one-vs-rest AUC_c, as the authors' FMA notebooks computed it
+    (FishInMedi/CRNN-TF ``1.ipynb``, ``roc_auc_score(y_onehot, p, 'weighted')``)."""
     return _result(y_true, y_score, labels, "roc_auc_ovr_weighted")
 
 
@@ -137,7 +141,8 @@ METRICS: list[MetricSpec] = [
         tasks=(MULTICLASS,),
         compute=roc_auc_ovr_macro,
         order=ORDER_ROC_AUC,
-        summary="Macro one-vs-rest ROC-AUC over classes with both outcomes (metrics.md §3)",
+        summary=("Macro one-vs-rest ROC-AUC over classes with both outcomes "
+                 "(Wang et al. 2019, Table II)"),
     ),
     MetricSpec(
         key="recall_macro",
@@ -145,7 +150,7 @@ METRICS: list[MetricSpec] = [
         tasks=(MULTICLASS,),
         compute=recall_macro,
         order=ORDER_RECALL,
-        summary="Macro recall over classes present in the split (metrics.md §3)",
+        summary="Macro recall over classes present in the split (Wang et al. 2019, Table II)",
     ),
     MetricSpec(
         key="f1_macro",
@@ -153,7 +158,8 @@ METRICS: list[MetricSpec] = [
         tasks=(MULTICLASS,),
         compute=f1_macro,
         order=ORDER_F1,
-        summary="Mean of per-class F1 over classes present in the split (metrics.md §3)",
+        summary=("Mean of per-class F1 over classes present in the split "
+                 "(Wang et al. 2019, Table II)"),
     ),
     MetricSpec(
         key="accuracy",
@@ -162,7 +168,8 @@ METRICS: list[MetricSpec] = [
         compute=accuracy,
         selects=True,
         order=ORDER_ACCURACY,
-        summary="Fraction of clips whose top-scored class is the true one (metrics.md §3)",
+        summary=("Fraction of clips whose top-scored class is the true one "
+                 "(Wang et al. 2019, Tables II and III)"),
     ),
     MetricSpec(
         key="precision_macro",
@@ -170,7 +177,8 @@ METRICS: list[MetricSpec] = [
         tasks=(MULTICLASS,),
         compute=precision_macro,
         order=ORDER_PRECISION,
-        summary="Macro precision over classes present; never-predicted class counts 0 (metrics.md §3)",
+        summary=("Macro precision over classes present; a never-predicted class counts 0 "
+                 "(Wang et al. 2019, Sec. V-D)"),
     ),
     MetricSpec(
         key="roc_auc_ovr_weighted",
@@ -179,7 +187,8 @@ METRICS: list[MetricSpec] = [
         compute=roc_auc_ovr_weighted,
         headline=False,
         order=ORDER_ROC_AUC_WEIGHTED,
-        summary="Support-weighted one-vs-rest ROC-AUC, the authors' FMA variant (metrics.md §3)",
+        summary=("Support-weighted one-vs-rest ROC-AUC, as the authors' FMA notebooks computed it "
+                 "(FishInMedi/CRNN-TF 1.ipynb)"),
     ),
 ]
 

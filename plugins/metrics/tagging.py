@@ -1,17 +1,22 @@
 """Tagging metrics for multi-label data (MTAT, Table I of Wang et al., IJCNN 2019).
 
-Implements metrics.md §2 and the tagging rows of §4: macro ROC-AUC (the checkpoint-selection
-metric), PR-AUC (an extra, not in the paper), Recall@{1,3,5,10}, NDCG@50 and JSC at τ = 0.5.
+Implements the tagging metrics of the paper's Sec. V-D: macro ROC-AUC (the checkpoint-selection
+metric), Recall@{1,3,5,10}, NDCG@50 and JSC at τ = 0.5, plus PR-AUC (average precision, an
+extra, not in the paper).
 Columns follow Table I: ROC-AUC, Recall@1, @3, @5, @10, NDCG@50, JSC, then PR-AUC.
 
 Inputs: ``y_true`` an N × L 0/1 matrix, ``y_score`` an N × L matrix of sigmoid probabilities
 (or logits for the ranking metrics, which are monotone per label), ``labels`` the L names.
 
-Choices where the paper is loose (all from metrics.md):
+Choices where the paper is loose (mcbench's rules):
 
 * Recall@k divides by the clip's full tag count |G_i| (the paper's |G_{1:k}|; the authors' code
   and Table I's R@1 ≈ 0.3 fit this reading).
-* Ties in a top-k ranking count as the expectation over all orders of the tied labels.
+* Ties in a top-k ranking count as the expectation over all orders of the tied labels: a tie
+  group of m labels, r of them relevant, gives each of its positions r/m of a hit.
+* A label with only positives or only negatives in the split is left out of the ROC-AUC and
+  PR-AUC macro (its per-label value is None); a clip with no true tag is left out of Recall@k,
+  NDCG@k and JSC, whose denominators or ideal values would be 0.
 * JSC thresholds inclusively (s ≥ τ); the authors used a strict ``> 0.5``, which differs only
   for scores of exactly 0.5.
 * A value that nothing defines (no label with both classes, no clip with a tag) is NaN and the
@@ -38,7 +43,7 @@ DEFAULT_JSC_THRESHOLD = 0.5
 
 
 def _per_label_auc_result(values, n_pos, n_neg, labels: Sequence[str], kind: str) -> MetricResult:
-    """Macro over defined labels, the per-label table and the skip bookkeeping (§2.1, §4)."""
+    """Macro over defined labels, the per-label table and the skipped-label bookkeeping."""
     import numpy as np
 
     defined = ~np.isnan(values)
@@ -62,7 +67,7 @@ def _per_label_auc_result(values, n_pos, n_neg, labels: Sequence[str], kind: str
 
 
 def roc_auc(y_true, y_score, labels: Sequence[str]) -> MetricResult:
-    """Macro ROC-AUC over labels with ≥ 1 positive and ≥ 1 negative (metrics.md §2.1).
+    """Macro ROC-AUC over labels with ≥ 1 positive and ≥ 1 negative; tied pairs count 1/2.
 
     ``per_label`` rows: label, value (None when undefined), n_pos, n_neg.
     ``extra``: n_labels_skipped, skipped_labels, and ``flagged`` when no label is defined.
@@ -75,7 +80,7 @@ def roc_auc(y_true, y_score, labels: Sequence[str]) -> MetricResult:
 
 
 def pr_auc(y_true, y_score, labels: Sequence[str]) -> MetricResult:
-    """Macro average precision over the same defined labels as ROC-AUC (metrics.md §2.2)."""
+    """Macro average precision over the same defined labels as ROC-AUC, no interpolation."""
     from . import _core
 
     truth, scores = _core.check_tagging_inputs(y_true, y_score, labels)
@@ -85,7 +90,7 @@ def pr_auc(y_true, y_score, labels: Sequence[str]) -> MetricResult:
 
 
 def _clip_mean(per_clip, n_clips: int, what: str) -> MetricResult:
-    """Mean over the clips with ≥ 1 tag, with the excluded-clip count (§4)."""
+    """Mean over the clips with ≥ 1 tag, with the excluded-clip count."""
     import numpy as np
 
     n_used = int(per_clip.size)
@@ -99,7 +104,7 @@ def _clip_mean(per_clip, n_clips: int, what: str) -> MetricResult:
 
 
 def recall_at_k_metric(k: int) -> MetricSpec:
-    """A ``recall@k`` spec (metrics.md §2.3): hits in the top k over the clip's tag count."""
+    """A ``recall@k`` spec (Sec. V-D): hits in the top k over the clip's tag count."""
 
     def compute(y_true, y_score, labels: Sequence[str]) -> MetricResult:
         from . import _core
@@ -119,14 +124,14 @@ def recall_at_k_metric(k: int) -> MetricSpec:
         order=ORDER_RECALL + min(k, 49),
         summary=(
             f"Mean over tagged clips of |true tags in the top {k}| / |true tags| "
-            "(ties: expectation over tied orders; metrics.md §2.3)"
+            "(ties: expectation over tied orders; Wang et al. 2019, Sec. V-D)"
         ),
         params={},
     )
 
 
 def ndcg_at_k_metric(k: int) -> MetricSpec:
-    """An ``ndcg@k`` spec (metrics.md §2.4): binary gains, IDCG over min(k, |G_i|) ranks."""
+    """An ``ndcg@k`` spec (Sec. V-D): binary gains, IDCG over min(k, |G_i|) ranks (eq. (6))."""
 
     def compute(y_true, y_score, labels: Sequence[str]) -> MetricResult:
         from . import _core
@@ -146,14 +151,14 @@ def ndcg_at_k_metric(k: int) -> MetricSpec:
         order=ORDER_NDCG,
         summary=(
             f"Mean over tagged clips of DCG@{k} / ideal DCG, binary relevance "
-            "(ties: expectation over tied orders; metrics.md §2.4)"
+            "(ties: expectation over tied orders; Wang et al. 2019, eq. (6))"
         ),
         params={},
     )
 
 
 def jsc_metric(threshold: float = DEFAULT_JSC_THRESHOLD) -> MetricSpec:
-    """A Jaccard-similarity spec at threshold τ (metrics.md §2.5).
+    """A Jaccard-similarity spec at threshold τ (Sec. V-D), predicted set = {score ≥ τ}.
 
     τ = 0.5 gives key ``jsc`` and name ``JSC``; any other τ appears in both, e.g.
     ``jsc_metric(0.4)`` has key ``jsc@0.4`` and name ``JSC@0.4``. The spec's ``params`` hold τ,
@@ -181,7 +186,7 @@ def jsc_metric(threshold: float = DEFAULT_JSC_THRESHOLD) -> MetricSpec:
         order=ORDER_JSC,
         summary=(
             f"Mean over tagged clips of |true ∩ predicted| / |true ∪ predicted|, "
-            f"predicted = score ≥ {threshold:g} (metrics.md §2.5)"
+            f"predicted = score ≥ {threshold:g} (Wang et al. 2019, Sec. V-D)"
         ),
         params={"threshold": threshold},
     )
@@ -194,7 +199,7 @@ ROC_AUC = MetricSpec(
     compute=roc_auc,
     selects=True,
     order=ORDER_ROC_AUC,
-    summary="Macro ROC-AUC over tags with both classes; ties count 1/2 (metrics.md §2.1)",
+    summary="Macro ROC-AUC over tags with both classes; ties count 1/2 (Wang et al. 2019, Table I)",
 )
 
 PR_AUC = MetricSpec(
@@ -204,7 +209,10 @@ PR_AUC = MetricSpec(
     compute=pr_auc,
     headline=False,
     order=ORDER_PR_AUC,
-    summary="Macro average precision over tags with both classes, no interpolation (metrics.md §2.2)",
+    summary=(
+        "Macro average precision over tags with both classes, no interpolation "
+        "(scikit-learn average_precision_score; not in the paper)"
+    ),
 )
 
 #: The paper's cut-offs (Table I).
