@@ -685,7 +685,7 @@ SPEC = DatasetSpec(
     train_defaults=TRAIN_DEFAULTS,
     model_train_defaults=MODEL_TRAIN_DEFAULTS,
     params=TAGGING_PARAMS,
-    # the vocabulary; a Partition lists the tags that occur, by count (datasets.md §2.3, §6)
+    # the vocabulary; a Partition lists the tags that occur, by count, as the MTAT top-50 tag list is chosen (Law et al. 2009)
     labels=TAGS,
 )
 

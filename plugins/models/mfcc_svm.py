@@ -1,11 +1,11 @@
-"""Model plugin ``mfcc_svm``: MFCC statistics + RBF SVM, the GTZAN Table III baseline (models.md §7).
+"""Model plugin ``mfcc_svm``: MFCC statistics + RBF SVM, the GTZAN Table III baseline (Wang et al., IJCNN 2019, Sec. V-G).
 
 Not a torch model: ``build`` returns its own learner
 (:class:`mcbench_plugins.models.impl.mfcc_svm.MfccSvmLearner`, fit/predict/save/load with
 scikit-learn, and embed: its MFCC statistics, for `mcbench embed`; saved as plain arrays, never pickled), which shows the learner interface serving non-torch plugins.
 
 Registration only; scikit-learn and librosa are imported when a model is built or fitted, so
-listing plugins stays cheap. Genre only (models.md §7): the spec lists just ``multiclass``, so the
+listing plugins stays cheap. Genre only (the paper uses it for GTZAN genres only): the spec lists just ``multiclass``, so the
 harness skips this model on tagging datasets.
 """
 

@@ -1,4 +1,4 @@
-"""Shared building blocks of every torch model (models.md §1.2–1.3).
+"""Shared building blocks of every torch model (Keras/TensorFlow 1 layer semantics, as the authors of Wang et al., IJCNN 2019 built them).
 
 Everything a model needs to match the Keras/TensorFlow-1 code the paper's numbers came from:
 
@@ -66,7 +66,7 @@ class MaxPool2dSame(nn.Module):
     """Keras ``MaxPooling2D(pool, strides, padding='same')``, exactly.
 
     Pads with −inf by the TF rule, then pools with no padding. (``ceil_mode=True`` gives the same
-    shapes but shifts the windows by one cell; see models.md §1.2.)
+    shapes but shifts the windows by one cell, so it is not TF's 'same' rule.)
     """
 
     def __init__(self, kernel: Pair, stride: Pair | None = None):
@@ -358,7 +358,7 @@ def orthogonal_stacked_(weight: torch.Tensor) -> torch.Tensor:
 
 
 def keras_init_(module: nn.Module) -> nn.Module:
-    """Apply Keras/TF1 default initialisation to every sub-module (models.md §1.3).
+    """Apply Keras/TF1 default initialisation to every sub-module (Glorot-uniform kernels, zero biases).
 
     Conv and linear kernels: Glorot uniform, biases 0. ``nn.GRU``/``nn.LSTM``: input kernels
     Glorot uniform over the stacked gate matrix, recurrent kernels orthogonal, biases 0, and the
@@ -406,7 +406,7 @@ def output_shape(module: nn.Module, input_shape: Sequence[int]) -> tuple[int, ..
 
 
 def count_parameters(module: nn.Module) -> int:
-    """Trainable parameters (models.md §1.4: BN running statistics are buffers, not counted)."""
+    """Trainable parameters (as Keras counts them: batch-norm running statistics are buffers, not counted)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 

@@ -1,6 +1,6 @@
-"""MFCC statistics + RBF SVM: the non-deep GTZAN baseline of Table III (models.md §7).
+"""MFCC statistics + RBF SVM: the non-deep GTZAN baseline of Table III (Wang et al., IJCNN 2019, Sec. V-G).
 
-Features per clip (models.md §7, the setting of Choi et al. 2017, the paper's reference [16]):
+Features per clip (the setting of Choi et al. 2017, the paper's reference [16]):
 
 * ``n_mfcc`` = 20 MFCCs: the orthonormal DCT-II over the mel axis of the cached log-mel (dB),
   coefficients 0..19, i.e. ``librosa.feature.mfcc(S=logmel, n_mfcc=20)`` (dct_type 2, norm
@@ -42,7 +42,7 @@ import numpy as np
 
 from mcbench.specs import MULTICLASS, FeatureSplit, TrainConfig
 
-#: ``librosa.feature.delta`` window (frames), models.md §7.
+#: ``librosa.feature.delta`` window (frames), as in Choi et al. 2017.
 DELTA_WIDTH = 9
 #: Clips per feature-extraction chunk (64 clips of 96 × 1360 float64 ≈ 67 MB).
 DEFAULT_CHUNK = 64
@@ -56,7 +56,7 @@ def feature_dim(n_mfcc: int = 20, delta_order: int = 1) -> int:
 
 
 def mfcc_statistics(logmel: np.ndarray, n_mfcc: int = 20, delta_order: int = 1) -> np.ndarray:
-    """Per-clip MFCC(+Δ, +ΔΔ) mean/std vectors of a batch of log-mels (models.md §7).
+    """Per-clip MFCC(+Δ, +ΔΔ) mean/std vectors of a batch of log-mels.
 
     ``logmel`` is ``(N, n_mels, T)`` or ``(N, 1, n_mels, T)`` in dB (the cached front end);
     returns ``(N, feature_dim(n_mfcc, delta_order))`` float64.
