@@ -94,20 +94,7 @@ def _head_input_by_hand(model: str, net: nn.Module, x: torch.Tensor) -> torch.Te
     return net.cnn(x).flatten(1)  # fcn, end_to_end
 
 
-def _declares_groups(model: str) -> bool:
-    from mcbench_plugins.models.impl.crnn import CRNN
-    from mcbench_plugins.models.impl.crnn_tf import CRNNTF
-
-    cls = {"crnn_tf": CRNNTF, "crnn": CRNN}.get(model)
-    return cls is None or hasattr(cls, "parameter_groups")
-
-
-# The transfer groups of crnn_tf and crnn are being added with --init-from; until then their
-# embeddings are refused (with a message), and the case is an expected failure.
-@pytest.mark.parametrize("model", [
-    pytest.param(m, marks=pytest.mark.xfail(not _declares_groups(m), strict=True,
-                                            reason=f"{m} declares no parameter_groups() yet"))
-    for m in MODELS if m != "mfcc_svm"])
+@pytest.mark.parametrize("model", [m for m in MODELS if m != "mfcc_svm"])
 def test_embeddings_are_the_head_input_of_the_selected_checkpoint(trained, model):
     ws, runs = trained
     rec = runs[model]

@@ -1,12 +1,12 @@
-"""CRNN baseline (Choi et al., ICASSP 2017; models.md §3).
+"""CRNN baseline (Choi, Fazekas, Sandler & Cho, ICASSP 2017).
 
 Variants:
 
-* ``original`` (§3.1) — keunwoochoi/music-auto_tagging-keras ``music_tagger_crnn.py``: zero-pad
+* ``original`` (default) — keunwoochoi/music-auto_tagging-keras ``music_tagger_crnn.py``: zero-pad
   time, batch-normalise the input per mel bin, 4 × (conv 3×3 → BN → ELU → floor max-pool →
   dropout 0.1) with pools 2×2, 3×3, 4×4, 4×4, then GRU(32, all steps) → GRU(32, last step) →
   dropout 0.3 → linear output.
-* ``wang2019`` (§3.2) — FishInMedi/CRNN-TF ``1.ipynb`` cell 9: no input pad or input BN, ReLU,
+* ``wang2019`` — FishInMedi/CRNN-TF ``1.ipynb`` cell 9: no input pad or input BN, ReLU,
   TF "same" pools of the same sizes, no dropout in the CNN, same recurrent part and head.
 
 Both pool frequency by 2·3·4·4 = 96 down to one row, so the recurrent input is one time step of
@@ -21,7 +21,7 @@ Clip-length rules:
 * ``wang2019`` works for any T ≥ 1 (⌈T/96⌉ steps after the "same" pools) and needs 1–96 bins.
 
 Choi's code names its input normaliser ``bn_0_freq`` but passes the time axis; this follows the
-name (one feature per mel bin, models.md §3.1), which also keeps the model independent of T.
+name (one feature per mel bin), which also keeps the model independent of T.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .layers import (
+    TransferGroups,
     conv_block,
     keras_batchnorm,
     keras_init_,
@@ -54,7 +55,7 @@ POOL_PRODUCT = math.prod(p[1] for p in CNN_POOLS)
 
 
 class PadTimeToMultiple(nn.Module):
-    """Zero-pads the last (time) axis to the next multiple of ``multiple`` (models.md §3.1 row 0).
+    """Zero-pads the last (time) axis to the next multiple of ``multiple`` (Choi's zero-pad).
 
     ⌊pad/2⌋ before and the rest after, so Choi's symmetric ``ZeroPadding2D((0, 37))`` for 1366
     frames and 40 + 40 for 1360 frames come out exactly.
@@ -78,7 +79,7 @@ class PadTimeToMultiple(nn.Module):
 
 
 class FrequencyBatchNorm(nn.Module):
-    """Keras batch norm of a ``(B, 1, F, T)`` input with one feature per mel bin (models.md §3.1 row 0b)."""
+    """Keras batch norm of a ``(B, 1, F, T)`` input with one feature per mel bin (``bn_0_freq``)."""
 
     def __init__(self, n_bins: int):
         super().__init__()
@@ -88,10 +89,10 @@ class FrequencyBatchNorm(nn.Module):
         return self.bn(x.transpose(1, 2)).transpose(1, 2)
 
 
-class CRNN(nn.Module):
+class CRNN(TransferGroups, nn.Module):
     """CNN → map ``(B, 128, 1, T')`` → sequence ``(B, T', 128)`` → two GRUs → head.
 
-    Parameter groups for transfer learning (models.md §9.3): ``cnn`` (with the input pad and
+    Parameter groups for transfer learning (Wang et al., Table III): ``cnn`` (with the input pad and
     BN), ``rnn`` (both GRUs) and ``head`` (its last module is the output layer).
     """
 
@@ -139,9 +140,10 @@ def build_crnn(
     dropout: float = 0.3,
     conv_dropout: float | None = None,
 ) -> CRNN:
-    """Build the CRNN baseline for a log-mel input ``(1, F, T)`` (models.md §3); returns logits.
+    """Build the CRNN baseline for a log-mel input ``(1, F, T)``; returns logits.
 
-    ``keras_gru`` uses Keras-semantics GRUs (§2.4.2); ``units`` is the size of both GRUs;
+    ``keras_gru`` uses Keras 2 ``GRU`` semantics (:class:`~.recurrent.KerasGRU`); ``units`` is the
+    size of both GRUs;
     ``dropout`` precedes the output layer; ``conv_dropout`` follows every pool (default 0.1 for
     ``original``, 0 for ``wang2019``).
     """

@@ -1,14 +1,15 @@
-"""CRNN-TF, the paper's model (Wang et al., IJCNN 2019, Sec. III; models.md §2).
+"""CRNN-TF, the paper's model (Wang et al., IJCNN 2019, Sec. III).
 
 A 4-block CNN turns the log-mel ``(1, 96, T)`` into a map ``(128, 6, 6)`` (for T = 1360 or 1366).
 Eight scans of the map (Sec. III-C: from the four vertices A, B, C, D, row-wise and
 column-wise) each feed an independent recurrent block; the blocks' last states are concatenated in
 the order of eq. (1), ``y = [Ar, Ac, Br, Bc, Cr, Cc, Dr, Dc]``, and a head maps them to logits.
 
-Variants (models.md §2.5):
+Variants:
 
 * ``paper`` — Grid LSTM blocks (32 units), dropout 0.5, a linear output layer (eq. (3)).
-* ``wang2019`` — the authors' notebooks: GRU(32) blocks, dropout 0.5, Dense-64 + ELU, output.
+* ``wang2019`` — the authors' notebooks (FishInMedi/CRNN-TF ``1.ipynb`` cell 11): GRU(32)
+  blocks, dropout 0.5, Dense-64 + ELU, output.
 
 For other clip lengths the map is ``(128, ⌈F/16⌉, ⌈T/256⌉)`` (TF "same" pools); row-scan steps
 are then ``⌈T/256⌉·128`` wide, so parameter counts follow the built input shape.
@@ -21,14 +22,14 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from .layers import conv_block, keras_init_, require_min_length, tf_same_out
+from .layers import TransferGroups, conv_block, keras_init_, require_min_length, tf_same_out
 from .recurrent import RECURRENT_CELLS, make_recurrent
 from .scans import SCAN_GROUPS, SCANS, resolve_scans  # noqa: F401 (re-exported)
 
 MODEL = "crnn_tf"
 VARIANTS = ("paper", "wang2019")
 
-#: CNN of models.md §2.2: (channels, pool) per block; conv 3×3 same → BN → ELU → pool same.
+#: The paper's CNN (Sec. III): (channels, pool) per block; conv 3×3 same → BN → ELU → pool same.
 CNN_CHANNELS = (64, 128, 128, 128)
 CNN_POOL = (2, 4)
 
@@ -37,7 +38,11 @@ WANG2019_DENSE = 64
 
 
 def scan_sequence(feature_map: torch.Tensor, scan: str, raster: bool = False) -> torch.Tensor:
-    """The step sequence of one scan of ``(B, C, F, T)`` (models.md §2.3).
+    """The step sequence of one scan of ``(B, C, F, T)`` (Wang et al., Sec. III-C).
+
+    The order of the steps matches the authors' ``gru1``…``gru8`` (FishInMedi/CRNN-TF
+    ``1.ipynb`` cell 11) and the paper's examples A_r (top-down, left-to-right, row-wise) and
+    C_c (bottom-up, left-to-right, column-wise).
 
     Vertices: A = (f 0, t 0), B = (f 0, t last), C = (f last, t 0), D = (f last, t last). Flip
     time for B and D, frequency for C and D. A row scan (``r``) steps along frequency and each
@@ -57,7 +62,7 @@ def scan_sequence(feature_map: torch.Tensor, scan: str, raster: bool = False) ->
 
 
 def build_cnn(in_channels: int = 1) -> nn.Sequential:
-    """The CNN shared by both variants (models.md §2.2): 4 × (conv 3×3 → BN → ELU → pool (2,4) same)."""
+    """The CNN shared by both variants (Sec. III): 4 × (conv 3×3 → BN → ELU → pool (2,4) same)."""
     blocks, prev = [], in_channels
     for ch in CNN_CHANNELS:
         blocks.append(conv_block(prev, ch, 3, activation="elu", pool=CNN_POOL, pool_padding="same"))
@@ -75,11 +80,11 @@ def cnn_map_size(freq: int, time: int) -> tuple[int, int]:
     return freq, time
 
 
-class CRNNTF(nn.Module):
+class CRNNTF(TransferGroups, nn.Module):
     """CNN → scans → one recurrent block per scan → concatenation (eq. (1)) → head.
 
-    Parameter groups for transfer learning (models.md §9.3): ``cnn``, ``rnn`` (a ``ModuleDict``
-    scan → block) and ``head`` (its last module is the output layer).
+    Parameter groups for transfer learning (Wang et al., Table III): ``cnn``, ``rnn`` (a
+    ``ModuleDict`` scan → block) and ``head`` (its last module is the output layer).
     """
 
     def __init__(
@@ -120,11 +125,12 @@ def build_crnn_tf(
     dropout: float = 0.5,
     units: int = 32,
 ) -> CRNNTF:
-    """Build CRNN-TF for a log-mel input ``(1, F, T)`` (models.md §2.1–2.6); returns logits ``(B, K)``.
+    """Build CRNN-TF for a log-mel input ``(1, F, T)`` (Sec. III); returns logits ``(B, K)``.
 
     ``cell`` defaults to ``grid_lstm`` for ``paper`` and ``gru`` for ``wang2019`` (which accepts
-    nothing else). ``keras_gru`` makes every GRU follow Keras semantics (§2.4.2). ``scans`` picks
-    the Fig. 5 subset (see :func:`resolve_scans`); ``raster`` makes each map cell one step.
+    nothing else). ``keras_gru`` makes every GRU follow Keras 2 ``GRU`` semantics
+    (:class:`~.recurrent.KerasGRU`). ``scans`` picks the Fig. 5 subset (see :func:`resolve_scans`);
+    ``raster`` makes each map cell one step.
     """
     if variant not in VARIANTS:
         raise ValueError(f"{MODEL}: unknown variant {variant!r}; use one of {list(VARIANTS)}")

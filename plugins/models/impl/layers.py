@@ -434,3 +434,17 @@ def valid_min_input(ops: Sequence[tuple[int, int]]) -> int:
     for kernel, stride in reversed(list(ops)):
         need = (need - 1) * stride + kernel
     return need
+
+
+class TransferGroups:
+    """``parameter_groups()`` for a network built of ``cnn``, optional ``rnn`` and ``head``
+    submodules: the three groups of the transfer strategies of Wang et al. (IJCNN 2019,
+    Sec. V-G, Table III), which freeze the CNN, the recurrent part, or both, and always train a
+    new output layer. ``head`` must be the module that produces the logits; ``rnn`` is empty
+    for a network without one."""
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        rnn = getattr(self, "rnn", None)
+        return {"cnn": list(self.cnn.parameters()),
+                "rnn": list(rnn.parameters()) if rnn is not None else [],
+                "head": list(self.head.parameters())}
