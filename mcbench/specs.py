@@ -291,7 +291,8 @@ class Split:
         return [t.id for t in self.tracks]
 
     def fingerprint(self) -> str:
-        """Hash of the sorted track ids (datasets.md §1): equal splits, equal fingerprint."""
+        """Hash of the sorted track ids : equal splits, equal fingerprint, so results
+        from different splits are never mixed."""
         digest = hashlib.sha256("\n".join(sorted(self.ids)).encode("utf-8"))
         return digest.hexdigest()[:16]
 

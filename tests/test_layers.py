@@ -1,4 +1,5 @@
-"""Shared building blocks (models.md §1.2–1.3)."""
+"""Shared building blocks: Keras-equivalent layers (TF "same" padding, Keras batch norm) and
+Keras/TF1 default initialisation."""
 
 from __future__ import annotations
 

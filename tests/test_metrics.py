@@ -1,9 +1,10 @@
-"""Tests of the tagging and genre metric plugins against metrics.md.
+"""Tests of the tagging and genre metric plugins against their definitions (Wang et al., IJCNN
+2019, Sec. V-D, eqs. 4–8, and the rules the metric summaries state).
 
-* §6: every worked example, with its exact numbers.
-* §4: each edge case (skipped labels, clips without tags, ties, absent / never-predicted classes,
+* Worked examples with exact numbers computed by hand from the definitions.
+* Each edge case (skipped labels, clips without tags, ties, absent / never-predicted classes,
   k > L, nothing defined, NaN/inf scores).
-* §7: agreement with scikit-learn on random tie-free data, and Recall@k / NDCG@k / AP against
+* Agreement with scikit-learn on random tie-free data, and Recall@k / NDCG@k / AP against
   brute-force implementations of the definitions on small data with ties.
 * The registry finds the plugins by key and picks the selection metrics.
 """
@@ -44,7 +45,7 @@ def value(spec, y_true, y_score, **params) -> float:
     return spec.compute(np.asarray(y_true), y_score, names(y_score.shape[1]), **params).value
 
 
-# ============================================================================ §6 worked examples
+# ============================================================================ worked examples
 
 ONE_CLIP_Y = [[1, 0, 1, 0, 0]]
 ONE_CLIP_S = [[0.9, 0.8, 0.1, 0.5, 0.3]]
@@ -120,7 +121,7 @@ def test_worked_example_genre_rounded_values():
     assert value(GENRE["f1_macro"], GENRE_Y, GENRE_S) == pytest.approx(0.5556, abs=5e-5)
 
 
-# ============================================================================ §4 edge cases
+# ============================================================================ edge cases
 
 
 def test_label_with_only_positives_or_only_negatives_is_skipped_and_counted():
@@ -323,7 +324,7 @@ def test_malformed_inputs_are_rejected():
         recall_at_k_metric(0).compute(np.ones((1, 3)), np.zeros((1, 3)), names(3))
 
 
-# ============================================================================ §7 scikit-learn
+# ============================================================================ scikit-learn
 
 
 def tie_free_tagging(seed: int, n: int = 120, n_labels: int = 12):
@@ -472,7 +473,7 @@ def test_recall_and_ndcg_match_brute_force_over_tied_orders(seed):
 
 
 def ap_by_definition(y: np.ndarray, s: np.ndarray) -> float:
-    """AP = Σ (R_n − R_{n−1}) P_n over distinct thresholds, high to low (metrics.md §2.2)."""
+    """AP = Σ (R_n − R_{n−1}) P_n over distinct thresholds, high to low, no interpolation."""
     total, prev_recall = 0.0, 0.0
     for t in sorted(set(s.tolist()), reverse=True):
         chosen = s >= t

@@ -1,4 +1,5 @@
-"""CRNN baseline (models.md §3): parameter counts, layer shapes, input padding and BN, errors."""
+"""CRNN baseline (Choi et al., ICASSP 2017): parameter counts, layer shapes, input padding and BN,
+errors."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def wang_model():
     return build_crnn(SHAPE, 50, variant="wang2019").eval()
 
 
-#: models.md §3.1 and §3.2: (variant, keras_gru) -> counts for K = 50, 16, 10.
+#: Input 96×1360: (variant, keras_gru) -> counts for K = 50, 16, 10.
 COUNTS = {
     ("original", False): (394_290, 393_168, 392_970),
     ("original", True): (394_098, 392_976, 392_778),
@@ -44,7 +45,7 @@ def test_parameter_counts(variant, keras_gru):
     gru_cls = KerasGRU if keras_gru else nn.GRU
     assert all(isinstance(m, gru_cls) for m in model.rnn)
     assert [m.return_sequences for m in model.rnn] == [True, False]
-    # per-layer counts of §3.1 rows 6–8
+    # per-layer counts of the two GRUs
     assert [count_parameters(m) for m in model.rnn] == (
         [15_456, 6_240] if keras_gru else [15_552, 6_336]
     )

@@ -1,7 +1,9 @@
-"""CRNN-TF (models.md §2) and the shared recurrent blocks (§2.4).
+"""CRNN-TF (Wang et al., IJCNN 2019, Sec. III) and the shared recurrent blocks.
 
-Parameter counts are the design's tables (§2.6, §2.7); the Grid LSTM and the Keras GRU are checked
-against direct per-equation NumPy references; the scans against the table of §2.3.
+Parameter counts were checked by building each layer stack; those of ``wang2019`` with the Keras
+GRU equal the trainable counts of the Keras summaries in FishInMedi/CRNN-TF ``1.ipynb`` and
+``2.ipynb``. The Grid LSTM and the Keras GRU are checked against direct per-equation NumPy
+references; the scans against the vertex and direction rules of Sec. III-C.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ def wang_model():
 
 # --------------------------------------------------------------------------- parameter counts
 
-#: models.md §2.6: (options, counts for K = 50, 16, 10).
-TABLE_2_6 = [
+#: Input 96×1360: (options, counts for K = 50, 16, 10).
+COUNTS_BY_OPTIONS = [
     ({}, (909_746, 901_008, 899_466)),
     ({"cell": "gru"}, (999_346, 990_608, 989_066)),
     ({"cell": "gru", "keras_gru": True}, (998_578, 989_840, 988_298)),
@@ -63,8 +65,8 @@ TABLE_2_6 = [
 ]
 
 
-@pytest.mark.parametrize(("options", "counts"), TABLE_2_6, ids=lambda v: str(v))
-def test_parameter_counts_table_2_6(options, counts):
+@pytest.mark.parametrize(("options", "counts"), COUNTS_BY_OPTIONS, ids=lambda v: str(v))
+def test_parameter_counts_by_options(options, counts):
     for k, expected in zip((50, 16, 10), counts, strict=True):
         assert count_parameters(build_crnn_tf(SHAPE, k, **options)) == expected
 
@@ -74,8 +76,8 @@ def test_parameter_counts_unchanged_for_1366_frames():
     assert count_parameters(build_crnn_tf((1, 96, 1366), 50, variant="wang2019")) == 1_006_194
 
 
-#: models.md §2.7 (K = 50): scans -> (paper grid_lstm, wang2019 nn.GRU, wang2019 Keras GRU).
-TABLE_2_7 = {
+#: Fig. 5 scan subsets (K = 50): scans -> (paper grid_lstm, wang2019 nn.GRU, wang2019 Keras GRU).
+COUNTS_BY_SCANS = {
     "Ar": (438_002, 452_914, 452_818),
     "A_rc": (505_394, 531_954, 531_762),
     "ABCD_r": (640_178, 690_034, 689_650),
@@ -89,9 +91,9 @@ SAME_SIZE = {
 }
 
 
-@pytest.mark.parametrize("scans", list(TABLE_2_7))
-def test_parameter_counts_by_number_of_scans_table_2_7(scans):
-    paper, wang, wang_keras = TABLE_2_7[scans]
+@pytest.mark.parametrize("scans", list(COUNTS_BY_SCANS))
+def test_parameter_counts_by_number_of_scans(scans):
+    paper, wang, wang_keras = COUNTS_BY_SCANS[scans]
     for subset in [scans, *SAME_SIZE.get(scans, [])]:
         assert count_parameters(build_crnn_tf(SHAPE, 50, scans=subset)) == paper
         assert count_parameters(build_crnn_tf(SHAPE, 50, variant="wang2019", scans=subset)) == wang
@@ -141,9 +143,9 @@ def test_cnn_map_size_matches_the_network_for_other_sizes(paper_model, freq, fra
     assert tuple(m.shape[-2:]) == expected
 
 
-# --------------------------------------------------------------------------- scans (§2.3)
+# --------------------------------------------------------------------------- scans (Sec. III-C)
 
-#: The table of §2.3 for a 6×6 map: scan -> (step axis, order of steps, order of cells in a step).
+#: The eight scans of a 6×6 map: scan -> (step axis, order of steps, order of cells in a step).
 FWD, REV = list(range(6)), list(range(5, -1, -1))
 SCAN_TABLE = {
     "Ar": ("F", FWD, FWD),
@@ -171,7 +173,7 @@ def _cell(f, t):
 
 
 @pytest.mark.parametrize("scan", SCANS)
-def test_scan_construction_matches_table_2_3(scan):
+def test_scan_construction_matches_scan_table(scan):
     axis, steps, cells = SCAN_TABLE[scan]
     expected = []
     for s in steps:
@@ -238,7 +240,7 @@ def test_subset_concatenation_follows_eq_1_order():
             torch.testing.assert_close(captured["y"][:, 32 * i : 32 * (i + 1)], expected)
 
 
-# --------------------------------------------------------------------------- Grid LSTM (§2.4.1)
+# --------------------------------------------------------------------------- Grid LSTM
 
 
 def _sigmoid(a):
@@ -311,7 +313,7 @@ def test_grid_lstm_keras_init_and_gradients():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-# --------------------------------------------------------------------------- Keras GRU (§2.4.2)
+# --------------------------------------------------------------------------- Keras GRU
 
 
 def keras_gru_reference(x, kernel, recurrent_kernel, bias, activation=None):

@@ -1,4 +1,5 @@
-"""End-to-end model (models.md §6): parameter counts, shapes, input limits, options, training."""
+"""End-to-end model (Dieleman & Schrauwen, ICASSP 2014): parameter counts, shapes, input limits,
+options, training."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""FCN-4 (models.md §4): parameter counts, per-block shapes, TF-"same" pads, input limits, training.
+"""FCN-4 (Choi et al., ISMIR 2016): parameter counts, per-block shapes, TF-"same" pads, input limits,
+training.
 
 FCN is heavy (17M parameters, ~10 GMACs per clip), so parameter counts come from building only
 and every shape check runs one clip (batch 1) once per variant.
@@ -132,7 +133,7 @@ def _pads(pad: PadSame2d, h: int, w: int) -> tuple[tuple[int, int], tuple[int, i
 
 
 def test_wang2019_pads_match_worked_table():
-    """models.md §1.2: the TF-"same" pads of pools 2, 3 and the stride-3 conv 4."""
+    """The TF "same" pads (⌊total/2⌋ before, the rest after) of pools 2, 3 and the stride-3 conv 4."""
     model = build_fcn(DEFAULT, 50, "wang2019")
     pool2, pool3 = model.cnn.block2[3], model.cnn.block3[3]
     conv4 = model.cnn.block4[0]

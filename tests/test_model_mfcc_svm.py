@@ -1,5 +1,5 @@
-"""``mfcc_svm`` (models.md §7): MFCC features against librosa, the SVC scores, absent classes,
-persistence, the task restriction, the plugin contract and a cheap registration module."""
+"""``mfcc_svm`` (the MFCC + SVM baseline of Table III): MFCC features against librosa, the SVC scores,
+absent classes, persistence, the task restriction, the plugin contract and a cheap registration module."""
 
 from __future__ import annotations
 

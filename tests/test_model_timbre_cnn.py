@@ -1,4 +1,5 @@
-"""Timbre CNN (models.md §5): parameter counts, branch and stage shapes, input limits, training."""
+"""Timbre CNN (Pons et al., EUSIPCO 2017): parameter counts, branch and stage shapes, input limits,
+training."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Seeded generator of music-like audio for the ``synthetic`` datasets (datasets.md §6).
+"""Seeded generator of music-like audio for the ``synthetic`` datasets.
 
 Pure numpy. A clip is a monophonic lead melody on an eighth-note grid, optionally over a drum
 kit and a chord pad, mixed with distractors that carry no label. Every label is a value of one
@@ -7,8 +7,7 @@ first value of each factor is the untagged default, every other value is a tag, 
 factor (``rising``/``falling``, ``slow``/``fast``, ``low``/``high``, ``bright``/``hollow``)
 exclude each other by construction.
 
-Why the task needs both time and frequency (datasets.md §6: "no single mel bin or frame gives a
-label away"):
+Why the task needs both time and frequency (no single mel bin or frame gives a label away):
 
 * Spectral tags (register, timbre, chords) are spread over many mel bins because the key is
   random (with a detune), phrases cover more than an octave and registers overlap. A *drone*

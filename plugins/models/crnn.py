@@ -1,4 +1,4 @@
-"""Plugin ``crnn``: Choi et al.'s CRNN baseline (ICASSP 2017; models.md §3).
+"""Plugin ``crnn``: Choi et al.'s CRNN baseline (Choi, Fazekas, Sandler & Cho, ICASSP 2017).
 
 Registration only; the torch code lives in ``impl/crnn.py`` and is imported when a model is
 built, so listing plugins stays cheap.

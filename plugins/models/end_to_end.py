@@ -1,4 +1,4 @@
-"""Model plugin ``end_to_end``: Dieleman & Schrauwen's raw-waveform CNN (models.md §6).
+"""Model plugin ``end_to_end``: Dieleman & Schrauwen's raw-waveform CNN (ICASSP 2014).
 
 Registration only; the torch code lives in :mod:`mcbench_plugins.models.impl.end_to_end` and is
 imported when a model is built, so listing plugins does not import torch. The ``original``

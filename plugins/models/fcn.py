@@ -1,4 +1,4 @@
-"""Model plugin ``fcn``: Choi et al.'s FCN-4 (models.md §4).
+"""Model plugin ``fcn``: Choi et al.'s FCN-4 (Choi, Fazekas & Sandler, ISMIR 2016).
 
 Registration only; the torch code lives in :mod:`mcbench_plugins.models.impl.fcn` and is imported
 when a model is built, so listing plugins does not import torch.

@@ -1,4 +1,4 @@
-"""Model plugin ``timbre_cnn``: Pons et al.'s timbre CNN, "proposed" design (models.md §5).
+"""Model plugin ``timbre_cnn``: Pons et al.'s timbre CNN, "proposed" design (EUSIPCO 2017).
 
 Registration only; the torch code lives in :mod:`mcbench_plugins.models.impl.timbre_cnn` and is
 imported when a model is built, so listing plugins does not import torch.

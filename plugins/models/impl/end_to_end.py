@@ -1,12 +1,11 @@
-"""End-to-end baseline: Dieleman & Schrauwen, "End-to-end learning for music audio", ICASSP 2014
-(models.md §6).
+"""End-to-end baseline: Dieleman & Schrauwen, "End-to-end learning for music audio", ICASSP 2014.
 
 Wang et al. describe this baseline as one that "directly inputs music audio signals into CNN".
 The model returns logits ``(B, K)``.
 
 Variants
 --------
-``original`` (default, §6.1): raw waveform
+``original`` (default): raw waveform
     Input ``(1, S)``: 12 kHz mono, S = 348,000 samples (29.0 s) by default. A strided Conv1d
     (``n_filters`` filters of length ``frame``, stride ``frame``, no padding, ReLU) acts as a
     learned filterbank; then two Conv1d 32 × 8 → ReLU → MaxPool 4 (floor) blocks, a dense layer
@@ -15,7 +14,7 @@ Variants
     after the strided layer and valid padding are not confirmed by Dieleman's text, so
     ``n_filters`` and ``frame`` are options. Any S of at least 51 frames works
     (13,056 samples with the defaults); the flatten width follows S.
-``wang2019`` (§6.2, FishInMedi/CRNN-TF 1.ipynb cell 7, "2 CNNs + FC")
+``wang2019`` (FishInMedi/CRNN-TF 1.ipynb cell 7, "2 CNNs + FC")
     The authors' "End-to-end" is a 2-D CNN on log-mel ``(1, 96, 1360)`` with Dieleman's layer
     pattern: two Conv 8×8 (32) "same" → BN → ReLU → MaxPool (4,4) "same" blocks, flatten,
     dropout 0.5, dense 100 ReLU, output. Defined for T = 1360 only (flatten width 16,320).
@@ -81,7 +80,7 @@ class EndToEnd(nn.Module):
         return self.head(self.cnn(x))
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """The three transfer groups of models.md §9.3 (no recurrent part here)."""
+        """Transfer groups for Table III: ``cnn``, ``rnn`` (empty, no recurrent part), ``head``."""
         return {"cnn": list(self.cnn.parameters()), "rnn": [], "head": list(self.head.parameters())}
 
 
@@ -167,7 +166,7 @@ def build_end_to_end(
     n_filters: int = DEFAULT_N_FILTERS,
     frame: int = DEFAULT_FRAME,
 ) -> EndToEnd:
-    """Build the end-to-end model (models.md §6).
+    """Build the end-to-end model.
 
     ``original`` takes a waveform ``input_shape`` = (1, samples) and raises
     :class:`InputTooShortError` when it is shorter than :func:`original_min_samples`.

@@ -1,19 +1,19 @@
 """FCN-4 baseline: Choi, Fazekas & Sandler, "Automatic tagging using deep convolutional neural
-networks", ISMIR 2016 (models.md §4).
+networks", ISMIR 2016.
 
 Four 3×3 conv blocks (128, 384, 768, 2048 channels), each conv → BN → ReLU → max-pool →
 dropout 0.5, then a linear output layer on the flattened map. The model returns logits ``(B, K)``.
 
 Variants
 --------
-``original`` (default, §4.1)
+``original`` (default)
     Choi's FCN-4: non-overlapping floor pools (2,4), (4,5), (3,8), (4,8). The dropout after every
     pool is the paper's own description of FCN (Wang et al., Sec. V-E); BN + ReLU after each conv
     follows the authors' port (FishInMedi/CRNN-TF 1.ipynb cell 3). Choi's table prints 24×85 and
     12×21 as intermediate sizes; they do not follow from these pools, so the pools are implemented
     as listed. Because every pool is floor with stride = size, the input needs at least
     2·4·3·4 = 96 mel bins and 4·5·8·8 = 1280 frames (:class:`InputTooShortError` otherwise).
-``wang2019`` (§4.2, 1.ipynb cell 3)
+``wang2019`` (FishInMedi/CRNN-TF 1.ipynb cell 3)
     The authors' Keras port: TF-"same" pools, the second and third overlapping (size (4,5) and
     (3,8), both stride (2,4)), and a stride-3 "same" conv in block 4. Same parameter count as
     ``original``, 33 % more MACs. Works for any input size (every op is "same").
@@ -78,7 +78,7 @@ class FCN(nn.Module):
         return self.head(self.cnn(x))
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """The three transfer groups of models.md §9.3 (no recurrent part here)."""
+        """Transfer groups for Table III: ``cnn``, ``rnn`` (empty, no recurrent part), ``head``."""
         return {"cnn": list(self.cnn.parameters()), "rnn": [], "head": list(self.head.parameters())}
 
 
@@ -136,7 +136,7 @@ def _build_wang2019(n_freq: int, n_time: int) -> tuple[nn.Sequential, int]:
 
 
 def build_fcn(input_shape: Sequence[int], n_outputs: int, variant: str = "original") -> FCN:
-    """Build FCN-4 (models.md §4) for a log-mel ``input_shape`` = (1, n_mels, frames).
+    """Build FCN-4 for a log-mel ``input_shape`` = (1, n_mels, frames).
 
     Raises :class:`InputTooShortError` when ``original`` gets fewer than 96 mel bins or 1280
     frames, and ``ValueError`` for an unknown variant or a non-log-mel shape.

@@ -1,13 +1,14 @@
-"""Recurrent building blocks shared by every model (models.md §1.3, §2.4).
+"""Recurrent building blocks shared by every model.
 
 Every block reads a batch-first sequence ``(B, L, D)``. With ``return_sequences=False`` (the
 default) it returns the state after the last step ``(B, n)``; GRUs can also return every step
 ``(B, L, n)`` (Choi's CRNN stacks two).
 
 * :class:`GridLSTMBlock` — the paper's Grid LSTM block: TF1
-  ``tf.contrib.grid_rnn.Grid2LSTMCell(num_units=n)`` run over the sequence (§2.4.1).
+  ``tf.contrib.grid_rnn.Grid2LSTMCell(num_units=n)`` run over the sequence
+  (Wang et al., Sec. III-D; Kalchbrenner et al., ICLR 2016).
 * :class:`KerasGRU` — Keras 2 ``GRU(n)`` semantics: ``reset_after=False``, hard sigmoid, one bias
-  vector, gates stacked [z, r, h] (§2.4.2). Used only for exact Keras parameter parity.
+  vector, gates stacked [z, r, h]. Used only for exact Keras parameter parity.
 * :class:`SequenceGRU`, :class:`SequenceLSTM` — ``nn.GRU``/``nn.LSTM`` (batch first) that return
   the last hidden state or the whole sequence. They stay instances of ``nn.GRU``/``nn.LSTM`` so
   ``layers.keras_init_`` and the trainer's L2 grouping recognise them.
@@ -27,7 +28,7 @@ from torch.nn import functional as F
 
 from .layers import glorot_uniform_, orthogonal_stacked_
 
-#: Recurrent cells ``crnn_tf`` accepts (models.md §2.1).
+#: Recurrent cells ``crnn_tf`` accepts (its ``cell`` option; ``grid_lstm`` is the paper's).
 RECURRENT_CELLS = ("grid_lstm", "gru", "lstm")
 
 
@@ -40,7 +41,7 @@ def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 
 class GridLSTMBlock(nn.Module):
-    """One Grid LSTM block of the paper (Sec. III-D; models.md §2.4.1).
+    """One Grid LSTM block of the paper (Wang et al., Sec. III-D).
 
     Semantics of TF1 ``tf.contrib.grid_rnn.Grid2LSTMCell(num_units=n)`` with its defaults
     (untied, no peepholes, forget bias 1; depth = input, output and priority dimension; time =
@@ -78,7 +79,7 @@ class GridLSTMBlock(nn.Module):
         self.reset_parameters_keras()
 
     def reset_parameters_keras(self) -> None:
-        """TF1 defaults (models.md §1.3): Glorot uniform kernels and projections, zero biases.
+        """TF1 ``Grid2LSTMCell`` defaults: Glorot uniform kernels and projections, zero biases.
 
         Each projection is its own [D, n] variable in TF, so each gets its own Glorot limit.
         """
@@ -131,7 +132,7 @@ class GridLSTMBlock(nn.Module):
 
 
 class KerasGRU(nn.Module):
-    """Keras 2 ``GRU(n)`` with its defaults (models.md §2.4.2).
+    """Keras 2 ``GRU(n)`` with its defaults (Keras 2 ``keras.layers.GRU``).
 
     ``reset_after=False``, ``recurrent_activation='hard_sigmoid'``, tanh, zero initial state::
 
@@ -158,7 +159,7 @@ class KerasGRU(nn.Module):
     def reset_parameters_keras(self) -> None:
         """Keras defaults: Glorot-uniform kernel, orthogonal recurrent kernel, zero bias.
 
-        Both over the whole stacked matrix, as Keras does (models.md §1.3).
+        Both over the whole stacked matrix, as Keras does (Keras 2 ``GRU`` initialisers).
         """
         glorot_uniform_(self.weight_ih)
         orthogonal_stacked_(self.weight_hh)
@@ -194,7 +195,7 @@ class KerasGRU(nn.Module):
 class SequenceGRU(nn.GRU):
     """``nn.GRU`` (one layer, batch first) returning the last state or every step.
 
-    PyTorch semantics (models.md §2.4.2): the reset gate acts after the recurrent matmul, two bias
+    PyTorch semantics (``torch.nn.GRU``): the reset gate acts after the recurrent matmul, two bias
     vectors (3n more parameters than Keras), logistic sigmoid.
     """
 
@@ -208,7 +209,7 @@ class SequenceGRU(nn.GRU):
 
 
 class SequenceLSTM(nn.LSTM):
-    """``nn.LSTM`` (one layer, batch first) returning the last hidden state (models.md §2.4.3)."""
+    """``nn.LSTM`` (one layer, batch first) returning the last hidden state."""
 
     def __init__(self, input_size: int, hidden_size: int = 32, return_sequences: bool = False):
         super().__init__(input_size, hidden_size, batch_first=True)
@@ -230,7 +231,7 @@ def make_gru(
 def make_recurrent(
     cell: str, input_size: int, hidden: int = 32, *, keras_gru: bool = False
 ) -> nn.Module:
-    """One recurrent block of ``crnn_tf`` (models.md §2.4): ``(B, L, input_size)`` → ``(B, hidden)``.
+    """One recurrent block of ``crnn_tf`` (one per scan): ``(B, L, input_size)`` → ``(B, hidden)``.
 
     ``cell`` is ``"grid_lstm"``, ``"gru"`` or ``"lstm"``; ``keras_gru`` picks the Keras GRU.
     """

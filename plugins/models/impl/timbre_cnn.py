@@ -1,6 +1,6 @@
 """Timbre CNN baseline: Pons, Slizovskaia, Gong, Gómez & Serra, "Timbre analysis of music audio
 signals with convolutional neural networks", EUSIPCO 2017, the "proposed" model
-(jordipons/EUSIPCO2017 ``src/build_architecture.py``, ``proposeD``) (models.md §5).
+(jordipons/EUSIPCO2017 ``src/build_architecture.py``, ``proposeD``).
 
 Twelve parallel convolutions with tall "timbre" filters (heights × widths 1/3/5/7), each pooled
 over all remaining frequency rows, concatenated, then a temporal conv, a dense layer and the
@@ -8,7 +8,7 @@ output. The model returns logits ``(B, K)``.
 
 Variants
 --------
-``original`` (default, §5.1)
+``original`` (default)
     Pons' design scaled from 128 to 96 mel bins and applied to the whole clip: heights 100/75/25
     of 128 become 75/56/19. Filter counts per width (1, 3, 5, 7) are (10, 6, 3, 3) for h = 75 and
     (15, 10, 5, 5) for h = 56 and h = 19: 92 channels. No padding in frequency; time padded
@@ -17,7 +17,7 @@ Variants
     filter spans every channel; here a ``Conv1d`` over the channel axis, the same operation),
     ELU, floor max-pool 4, flatten, dropout 0.5, dense 100 ELU, dropout 0.5, output. No BN.
     Works for any T ≥ 44 frames (the flatten width follows T) and at least 75 mel bins.
-``wang2019`` (§5.2, FishInMedi/CRNN-TF 1.ipynb cell 5)
+``wang2019`` (FishInMedi/CRNN-TF 1.ipynb cell 5)
     Twelve branches Conv(h × w, n) "same" → BN → ReLU → MaxPool (4,4) "same" with heights
     96/75/25 and counts 10,6,3,3 / 15,6,3,3 / 15,10,5,5 (84 channels). The h = 75 counts 6, 3, 3
     are the authors' typos (their variable names say 10, 5, 5); they are reproduced on purpose.
@@ -63,13 +63,13 @@ from .layers import (
 
 VARIANTS = ("original", "wang2019")
 
-#: §5.1 branches as (height, width, filters), Pons' order (tallest first, widths 1, 3, 5, 7).
+#: ``original`` branches as (height, width, filters), Pons' order (tallest first, widths 1, 3, 5, 7).
 ORIGINAL_BRANCHES = tuple(
     (h, w, n)
     for h, counts in ((75, (10, 6, 3, 3)), (56, (15, 10, 5, 5)), (19, (15, 10, 5, 5)))
     for w, n in zip((1, 3, 5, 7), counts)
 )
-#: §5.2 branches as written in 1.ipynb cell 5, typos (75×3×6, 75×5×3, 75×7×3) included.
+#: ``wang2019`` branches as written in 1.ipynb cell 5, typos (75×3×6, 75×5×3, 75×7×3) included.
 WANG2019_BRANCHES = (
     (96, 1, 10), (96, 3, 6), (96, 5, 3), (96, 7, 3),
     (75, 1, 15), (75, 3, 6), (75, 5, 3), (75, 7, 3),
@@ -114,7 +114,7 @@ class TimbreCNN(nn.Module):
         return self.head(self.temporal(self.features(x)))
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """The three transfer groups of models.md §9.3 (no recurrent part here)."""
+        """Transfer groups for Table III: ``cnn``, ``rnn`` (empty, no recurrent part), ``head``."""
         cnn = list(self.branches.parameters()) + list(self.temporal.parameters())
         return {"cnn": cnn, "rnn": [], "head": list(self.head.parameters())}
 
@@ -208,7 +208,7 @@ def _build_wang2019(n_freq: int, n_time: int, n_outputs: int) -> TimbreCNN:
 def build_timbre_cnn(
     input_shape: Sequence[int], n_outputs: int, variant: str = "original"
 ) -> TimbreCNN:
-    """Build the Timbre CNN (models.md §5) for a log-mel ``input_shape`` = (1, n_mels, frames).
+    """Build the Timbre CNN for a log-mel ``input_shape`` = (1, n_mels, frames).
 
     ``original`` raises :class:`InputTooShortError` below 75 mel bins or 44 frames; ``wang2019``
     raises ``ValueError`` for any input other than (1, 96, 1360).
