@@ -241,25 +241,37 @@ def datasets(ctx: Context, name: str | None) -> None:
             click.echo(text.rstrip())
 
 
+#: The package the built-in datasets' READMEs are installed as: ``datasets/<name>/README.md`` of
+#: the source tree becomes ``mcbench_plugins/dataset_readmes/<name>/README.md`` (pyproject.toml).
+README_PACKAGE = "mcbench_plugins.dataset_readmes"
+
+
 def _readme_text(spec) -> str:
-    """The dataset's README: a path relative to the installed plugin package or the working
-    folder, or the text itself."""
+    """The README of a dataset plugin, for ``mcbench datasets NAME``.
+
+    ``spec.readme`` is the text itself (several lines) or a path. A built-in dataset's path,
+    ``datasets/<folder>/README.md``, is looked up first in the installed package
+    :data:`README_PACKAGE`, so the text is there after a plain ``pip install``; any path is then
+    tried as given (absolute or relative to the working folder) and relative to the source
+    checkout.
+    """
     ref = spec.readme or ""
     if "\n" in ref:
         return ref
-    from importlib import resources
+    parts = Path(ref).parts if ref else ("datasets", spec.name, "README.md")
+    if len(parts) == 3 and parts[0] == "datasets" and parts[2] == "README.md":
+        from importlib import resources
 
-    candidates = []
+        try:
+            installed = resources.files(README_PACKAGE) / parts[1] / "README.md"
+            if installed.is_file():
+                return installed.read_text(encoding="utf-8")
+        except (ModuleNotFoundError, OSError):
+            pass
     if ref:
-        candidates.append(Path(ref))
-    try:
-        candidates.append(Path(str(resources.files("mcbench_plugins.datasets") / "readmes"
-                                   / f"{spec.name}.md")))
-    except ModuleNotFoundError:
-        pass
-    for path in candidates:
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
+        for path in (Path(ref), Path(__file__).resolve().parents[1] / ref):
+            if path.is_file():
+                return path.read_text(encoding="utf-8")
     return f"how to obtain: {ref}" if ref else ""
 
 

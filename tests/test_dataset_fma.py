@@ -329,9 +329,9 @@ def test_audio_path_pattern():
 
 
 def test_missing_root_points_at_the_readme(tmp_path):
-    with pytest.raises(DatasetError, match=r"datasets/fma/README\.md"):
+    with pytest.raises(DatasetError, match=r"See `mcbench datasets fma`"):
         fma.load_fma_partition(tmp_path / "nowhere")
-    with pytest.raises(DatasetError, match=r"fma_metadata/tracks\.csv.*README"):
+    with pytest.raises(DatasetError, match=r"fma_metadata/tracks\.csv.*`mcbench datasets fma`"):
         fma.load_fma_partition(tmp_path)
     (tmp_path / "tracks.csv").write_text("x")
     with pytest.raises(DatasetError, match="parent folder"):

@@ -283,7 +283,7 @@ def test_check_au_layout_and_sample_rate(tmp_path):
 def test_missing_root_points_at_the_readme(tmp_path):
     with pytest.raises(DatasetError) as info:
         load_gtzan_partition(tmp_path / "absent")
-    assert "datasets/gtzan/README.md" in str(info.value) and "--root" in str(info.value)
+    assert "`mcbench datasets gtzan`" in str(info.value) and "--root" in str(info.value)
     (tmp_path / "genres").mkdir()
     with pytest.raises(DatasetError, match="no GTZAN audio found"):
         load_gtzan_partition(tmp_path)

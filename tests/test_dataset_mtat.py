@@ -394,7 +394,7 @@ def test_missing_root_points_at_the_readme(tmp_path):
         load_mtat_partition(tmp_path / "nowhere")
     message = str(info.value)
     assert str(tmp_path / "nowhere") in message
-    assert "datasets/mtat/README.md" in message and "--root" in message
+    assert "See `mcbench datasets mtat`" in message and "--root" in message
     with pytest.raises(DatasetError, match="annotations_final.csv"):
         check_mtat(tmp_path)
 

@@ -41,9 +41,6 @@ from typing import Any
 from mcbench.audio import CANNOT_READ, EMPTY, MISSING, TOO_SHORT, TRUNCATED
 from mcbench.specs import DatasetError, Dropped
 
-#: The repository checkout holding this file (``plugins/datasets/common.py`` → two levels up).
-_REPO = Path(__file__).resolve().parents[2]
-
 #: Step name recorded on problems found by :func:`probe_audio`.
 PROBE_STEP = "probe"
 
@@ -66,14 +63,12 @@ APPLEDOUBLE_PREFIX = "._"
 
 
 def dataset_readme(name: str) -> str:
-    """Where the README of dataset ``name`` is, for error messages.
+    """How to read the README of dataset ``name``, for error messages: the command that prints it.
 
-    The absolute path inside the source checkout when it exists there (an editable install), else
-    the path relative to the repository, ``datasets/<name>/README.md``.
+    ``mcbench datasets NAME`` prints the README text, which is installed with the package, so the
+    pointer works after a plain ``pip install`` as well as in a source checkout.
     """
-    relative = Path("datasets") / name / "README.md"
-    candidate = _REPO / relative
-    return str(candidate) if candidate.is_file() else relative.as_posix()
+    return f"`mcbench datasets {name}`"
 
 
 def resolve_inside(root: Path, relative: str) -> Path:

@@ -1,5 +1,6 @@
 """The ``fma`` dataset: Free Music Archive, medium subset, single-label genre (Defferrard et al.,
-"FMA: A Dataset for Music Analysis", ISMIR 2017; mdeff/fma).
+"FMA: A Dataset for Music Analysis", ISMIR 2017; mdeff/fma), the genre dataset of the paper's
+Table II (Wang et al. 2019).
 
 Data root::
 

@@ -1,4 +1,4 @@
-"""GTZAN genre classification, the paper's transfer target (Wang et al. 2019, Table III).
+"""GTZAN genre classification, the paper's transfer target (Wang et al. 2019, Sec. V-G, Table III).
 
 Protocols:
 
