@@ -72,8 +72,16 @@ class Aggregate(list):
         self.warnings: list[str] = list(notes)
 
 
-def base_label(model: str, variant: str) -> str:
-    return model if variant == "default" else f"{model} ({variant})"
+def base_label(model: str, variant: str, transfer: Mapping[str, Any] | None = None) -> str:
+    """``model (variant)``, with the transfer strategy in the words of the paper's Table III
+    when the run started from another run: ``crnn_tf (paper; fine-tune from mtat)``."""
+    bits = [] if variant == "default" else [variant]
+    if transfer:
+        from .transfer import strategy_label
+
+        how = strategy_label(transfer.get("strategy", ""), transfer.get("frozen") or [])
+        bits.append(f"{how} from {transfer.get('source_dataset')}")
+    return f"{model} ({'; '.join(bits)})" if bits else model
 
 
 def _metric_stats(records: Sequence[RunRecord], where: str, notes: list[str]) -> dict[str, Stat]:
@@ -158,7 +166,7 @@ def aggregate(records: Iterable[RunRecord]) -> Aggregate:
             where = f"{first.dataset}/{first.protocol}: {base_label(first.model, first.variant)}"
             rows.append(Row(
                 model=first.model, variant=first.variant,
-                label=base_label(first.model, first.variant),
+                label=base_label(first.model, first.variant, first.identity_dict().get("transfer")),
                 dataset=first.dataset, protocol=first.protocol, n_runs=len(part),
                 seeds=sorted({r.seed for r in part}), metrics=_metric_stats(part, where, notes),
                 identity=grouping_key(first.identity_dict()),
@@ -184,11 +192,12 @@ def _show(value: Any) -> str:
 
 
 def label_differences(rows: list[Row]) -> None:
-    """Append ``[key=value, …]`` to the labels of rows of one model and variant that differ in
-    their configuration (or ``[data <hash>]`` when only their data differs)."""
+    """Append ``[key=value, …]`` to the labels of rows of one model and variant (and transfer
+    strategy, which the label names already) that differ in their configuration (or
+    ``[data <hash>]`` when only their data differs)."""
     same: dict[tuple, list[Row]] = {}
     for row in rows:
-        same.setdefault((row.dataset, row.protocol, row.model, row.variant), []).append(row)
+        same.setdefault((row.dataset, row.protocol, row.label), []).append(row)
     for members in same.values():
         if len(members) < 2:
             continue

@@ -229,9 +229,10 @@ def _describe_frontend(fe: Mapping[str, Any]) -> str:
 
 
 def check_input_fits(run_frontend: Mapping[str, Any], frontend, run_id: str, model: str,
-                     dataset: str) -> None:
+                     dataset: str, use: str = "Embed") -> None:
     """Refuse a dataset whose front end differs from the one the run's model was trained on:
-    another front end (log-mel vs waveform), another clip length or other STFT settings."""
+    another front end (log-mel vs waveform), another clip length or other STFT settings.
+    ``use`` starts the advice (what to do with a dataset that fits)."""
     given = frontend.as_dict()
     wanted = dict(run_frontend)
     if json.dumps(given, sort_keys=True) == json.dumps(wanted, sort_keys=True):
@@ -240,7 +241,7 @@ def check_input_fits(run_frontend: Mapping[str, Any], frontend, run_id: str, mod
     raise OptionError(
         f"run {run_id} ({model}) was trained on {_describe_frontend(wanted)}, but dataset "
         f"{dataset!r} gives {_describe_frontend(given)}: {', '.join(differ)} differ, so its "
-        f"input does not fit the model. Embed a dataset with the same front end and clip length "
+        f"input does not fit the model. {use} a dataset with the same front end and clip length "
         f"(for a generated dataset, e.g. --dataset-param seconds={wanted.get('seconds')}), or "
         f"train a run on this dataset.")
 

@@ -143,6 +143,11 @@ class RunRecord(_Strict):
     notes: dict[str, Any] = Field(default_factory=dict,
                                   description="facts a learner or the harness reports about "
                                               "this run (e.g. reused input standardisation)")
+    transfer: dict[str, Any] | None = Field(
+        default=None, description="where the weights came from when the run started from "
+                                  "another run: strategy, frozen and trained groups, the source "
+                                  "run, its dataset, record file and its sha256, the checkpoint, "
+                                  "and the input standardisation taken from the source")
     error: str | None = None
     traceback: str | None = None
     migrated_from: int | None = Field(default=None, description="schema version this record "

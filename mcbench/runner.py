@@ -42,6 +42,7 @@ from .specs import (
     identity_values,
     resolve_training,
 )
+from .transfer import TransferSource, check_frontend, find_source, parse_choice, strategy_label
 
 DATA_DIR_ENV = "MCBENCH_DATA_DIR"
 RESULTS_DIR_ENV = "MCBENCH_RESULTS_DIR"
@@ -91,6 +92,11 @@ class RunRequest:
     progress: bool = True
     #: Discard the checkpoints of unfinished runs and train them from their first epoch.
     restart: bool = False
+    #: Transfer learning (:mod:`mcbench.transfer`): the source (a run id, a record file or a
+    #: dataset name), the strategy, or the groups to freeze.
+    init_from: str | None = None
+    transfer: str | None = None
+    freeze: str | list[str] | None = None
     echo: Callable[[str], None] = print
 
 
@@ -113,11 +119,17 @@ class RunPlan:
     training: dict[str, Any]
     select_metric: str
     seed: int
+    #: The source run when the weights start from another run's (``None``: from scratch).
+    transfer: TransferSource | None = None
 
     @property
     def label(self) -> str:
         fold = f", fold {self.fold}" if self.fold is not None else ""
-        return f"{self.model} ({self.variant}), seed {self.seed}{fold}"
+        how = ""
+        if self.transfer is not None:
+            how = (f", {strategy_label(self.transfer.strategy, self.transfer.frozen)} from "
+                   f"{self.transfer.dataset}")
+        return f"{self.model} ({self.variant}{how}), seed {self.seed}{fold}"
 
 
 @dataclass
@@ -158,7 +170,7 @@ class Run:
                         "frontend": data.frontend.as_dict(), "splits": data.splits()},
             "training": ident.to_jsonable({**plan.training, "select_metric": plan.select_metric}),
             "seed": plan.seed,
-            "transfer": None,
+            "transfer": plan.transfer.identity() if plan.transfer else None,
         }
         return cls(plan, data, identity, ident.run_id(identity))
 
@@ -224,7 +236,7 @@ def check_device(device: str) -> None:
 
 def _model_plans(req: RunRequest, spec: DatasetSpec, mspec: ModelSpec,
                  protocol: str, folds: list[int | None], data_params: dict[str, Any],
-                 selector: str) -> list[RunPlan]:
+                 selector: str, source: TransferSource | None) -> list[RunPlan]:
     variant = req.variants.get(mspec.name, mspec.default_variant)
     options = mspec.resolve_options(variant, req.model_params.get(mspec.name, {}))
     training = resolve_training(
@@ -233,8 +245,26 @@ def _model_plans(req: RunRequest, spec: DatasetSpec, mspec: ModelSpec,
     return [RunPlan(model=mspec.name, variant=variant, backend=mspec.backend, options=options,
                     frontend=mspec.frontend(variant), dataset=spec.name, task=spec.task,
                     protocol=protocol, fold=fold, data_params=data_params, training=training,
-                    select_metric=selector, seed=seed)
+                    select_metric=selector, seed=seed, transfer=source)
             for fold in folds for seed in req.seeds]
+
+
+def _transfer_source(registry: Registry, req: RunRequest, spec: DatasetSpec, mspec: ModelSpec,
+                     choice) -> TransferSource | None:
+    """The checked source run of one target model, or ``None`` for a run from scratch."""
+    if choice is None:
+        return None
+    if mspec.backend != "torch":
+        raise OptionError(f"--init-from: model {mspec.name} (backend {mspec.backend}) cannot "
+                          "start from another run's weights; only torch networks that declare "
+                          "parameter_groups() can. Run it without --init-from/--transfer")
+    variant = req.variants.get(mspec.name, mspec.default_variant)
+    options = mspec.resolve_options(variant, req.model_params.get(mspec.name, {}))
+    model = {"name": mspec.name, "variant": variant, "backend": mspec.backend,
+             "options": ident.to_jsonable(options)}
+    return find_source(choice, model, Path(req.results_dir or default_results_dir()),
+                       [d.name for d in registry.specs("dataset")], spec.name,
+                       ident.to_jsonable(mspec.resolve_options(variant, {})))
 
 
 def plan_runs(registry: Registry, req: RunRequest) -> tuple[list[RunPlan], list[str]]:
@@ -260,13 +290,16 @@ def plan_runs(registry: Registry, req: RunRequest) -> tuple[list[RunPlan], list[
     if not registry.metrics_for(spec.task):
         raise PluginError(f"no metric plugin applies to task {spec.task!r}")
     selector = registry.selection_metric(spec.task, req.select_metric).key
+    choice = parse_choice(req.init_from, req.transfer, req.freeze)
     plans, unsupported = [], []
     for name in req.models:
         mspec = registry.model(name)
         if spec.task not in mspec.tasks:
             unsupported.append(name)
             continue
-        plans.extend(_model_plans(req, spec, mspec, protocol, folds, data_params, selector))
+        source = _transfer_source(registry, req, spec, mspec, choice)
+        plans.extend(_model_plans(req, spec, mspec, protocol, folds, data_params, selector,
+                                  source))
     return plans, unsupported
 
 
@@ -288,10 +321,15 @@ def load_partition(spec: DatasetSpec, root: Path, protocol: str, fold: int | Non
     return spec.tracks(root, protocol, fold, **params)
 
 
+def frontend_for(spec: DatasetSpec, partition: Partition, frontend_name: str) -> FrontEnd:
+    """The front end a model reading ``frontend_name`` gets on this partition (its clip length)."""
+    return FrontEnd(frontend_name, seconds=partition.clip_seconds or spec.clip_seconds)
+
+
 def prepare_data(spec: DatasetSpec, partition: Partition, frontend_name: str, cache: Path,
                  root: Path, workers: int | None, progress: bool) -> PreparedData:
     t0 = time.perf_counter()
-    frontend = FrontEnd(frontend_name, seconds=partition.clip_seconds or spec.clip_seconds)
+    frontend = frontend_for(spec, partition, frontend_name)
     store = FeatureStore(cache, spec.name, root, frontend)
     feats, dropped = prepare_partition(store, partition, spec.task, workers, progress)
     return PreparedData(partition, frontend, feats, dropped, time.perf_counter() - t0)
@@ -317,6 +355,9 @@ def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
         by_fold.setdefault(plan.fold, []).append(plan)
     for fold, fold_plans in by_fold.items():
         partition = load_partition(spec, root, fold_plans[0].protocol, fold, params)
+        for plan in fold_plans:  # a source with another input is refused before any features
+            if plan.transfer is not None:
+                check_frontend(plan.transfer, frontend_for(spec, partition, plan.frontend), spec.name)
         prepared: dict[str, PreparedData] = {}
         for plan in fold_plans:
             if plan.frontend not in prepared:
@@ -382,6 +423,7 @@ def _base_record(run: Run, started: str, status: str) -> dict[str, Any]:
                   "dropped": [{"id": d.id, "path": d.path, "reason": d.reason, "step": d.step}
                               for d in dropped],
                   "notes": ident.to_jsonable(partition.notes)},
+        "transfer": run.plan.transfer.record(None) if run.plan.transfer else None,
     }
 
 
@@ -416,6 +458,7 @@ def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: 
     stage = "building the model"
     try:
         from .training import as_learner, seed_everything
+        from .transfer import apply as apply_transfer
 
         mspec = registry.model(plan.model)
         selector = registry.selection_metric(plan.task, plan.select_metric)
@@ -426,6 +469,10 @@ def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: 
         built = mspec.create(feats["train"].x.shape[1:], len(labels), task=plan.task,
                              variant=plan.variant, **plan.options)
         learner = as_learner(built, plan.task)
+        transferred = None
+        if plan.transfer is not None:
+            stage = f"loading the weights of source run {plan.transfer.run_id}"
+            transferred = apply_transfer(learner, plan.transfer)
         storage.ensure_free_space(workdir.parent, _checkpoint_bytes(learner),
                                   f"the checkpoints of {run.run_id}")
         config = TrainConfig(**training, seed=plan.seed, device=ctx.device, workdir=workdir,
@@ -456,6 +503,8 @@ def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: 
             "notes": ident.to_jsonable(getattr(learner, "record_notes", {}) or {}),
             **provenance(),
         })
+        if transferred is not None:
+            record["transfer"] = ident.to_jsonable(transferred)
         stage = "checking the results"
         record = validate(record, source=f"the results of run {run.run_id}").to_json()
         stage = "writing the results"

@@ -217,6 +217,10 @@ class TorchLearner:
         self.channels_last = True
         self.batch_size = 32
         self.precision = "fp32"
+        # Set by a transfer (mcbench.transfer.apply): batch-norm layers of frozen groups, which
+        # stay in evaluation mode, and whether the source's input standardisation is kept.
+        self.frozen_modules: list[nn.Module] = []
+        self.keep_standardization = False
 
     # -- helpers
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -289,7 +293,7 @@ class TorchLearner:
                 _say(f"resuming from epoch {state['epoch'] + 2} (checkpoint {last})"
                      if not state["finished"] and state["epoch"] + 1 < config.max_epochs
                      else f"training already finished (checkpoint {last})")
-        if state["epoch"] < 0 and config.standardize:
+        if state["epoch"] < 0 and config.standardize and not self.keep_standardization:
             self.module.fit_statistics(train.x)
         n = len(train)
         bn_momentum = {m: m.momentum for m in self.module.modules() if isinstance(m, _BN)}
@@ -302,6 +306,8 @@ class TorchLearner:
             order = np.random.default_rng([config.seed, epoch]).permutation(n)
             torch.manual_seed(config.seed * 100_003 + epoch)  # dropout masks, resume-safe
             self.module.train()
+            for frozen in self.frozen_modules:  # frozen batch norm keeps its running statistics
+                frozen.eval()
             t0 = time.perf_counter()
             total, seen = 0.0, 0
             batches = [order[i : i + config.batch_size] for i in range(0, n, config.batch_size)]
@@ -426,7 +432,8 @@ class TorchLearner:
 
     @property
     def n_params(self) -> int:
-        return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
+        """Every parameter, frozen ones included (a transfer record counts the trainable ones)."""
+        return sum(p.numel() for p in self.module.parameters())
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
