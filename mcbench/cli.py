@@ -13,9 +13,16 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .plugins import DISABLE_ENV, PLUGINS_DIR_ENV, Registry, resolve_model_names
+from .plugins import (
+    DISABLE_ENV,
+    PLUGINS_DIR_ENV,
+    Registry,
+    missing_plugin_dirs,
+    resolve_model_names,
+)
 from .specs import DatasetError, OptionError, PluginError
 from .storage import StateError
+from .transfer import STRATEGIES
 
 #: Errors that stop a command with a message (exit 2) rather than a traceback.
 USER_ERRORS = (DatasetError, PluginError, OptionError)
@@ -30,7 +37,16 @@ class Context:
     def registry(self) -> Registry:
         if self._registry is None:
             self._registry = Registry(plugin_dirs=self.plugin_dirs)
+            for message in self._registry.missing_dirs:  # listing commands go on
+                click.secho(f"warning: {message}", fg="yellow", err=True)
         return self._registry
+
+    def require_plugin_dirs(self) -> None:
+        """Stop (exit 2) before any work when a plugin folder given does not exist: a run must
+        not go ahead without the plugins the user asked for."""
+        missing = missing_plugin_dirs(self.plugin_dirs)
+        if missing:
+            _fail("; ".join(missing))
 
     def warn_broken_plugins(self) -> None:
         """Say on stderr which plugins failed to load (``mcbench plugins`` lists them in full)."""
@@ -297,6 +313,7 @@ Examples:
   mcbench run --models crnn_tf,fcn --dataset mtat --root /data/mtat --seeds 3
   mcbench run --models crnn_tf --dataset synthetic --param crnn_tf.scans=A_rc --epochs 3
   mcbench run --models crnn --dataset gtzan --root /data/gtzan --folds 0,1 --device cuda
+  mcbench run --models crnn_tf --dataset gtzan --root /data/gtzan --init-from mtat --transfer freeze_cnn
 """)
 @click.option("--models", "models_", default="all", show_default=True,
               help="'all' or comma-separated model names (see `mcbench models`).")
@@ -340,14 +357,26 @@ Examples:
 @click.option("--restart", is_flag=True,
               help="Discard the checkpoints of unfinished runs and train them from epoch 1 "
                    "(finished runs are kept; remove them with `mcbench runs rm`).")
+@click.option("--init-from", "init_from", default=None, metavar="SOURCE",
+              help="Start from the weights of a finished run (transfer learning, Sec. V-G of the "
+                   "paper): a run id, a record file, or a dataset name meaning the finished run "
+                   "of the same model, variant and options there (e.g. mtat). Every layer but "
+                   "the output layer is loaded.")
+@click.option("--transfer", type=click.Choice(list(STRATEGIES)), default=None,
+              help="What to train on the target (Table III of the paper): "
+                   + "; ".join(f"{s.name}: {s.help}" for s in STRATEGIES.values())
+                   + ". Default with --init-from: finetune.")
+@click.option("--freeze", default=None, metavar="GROUPS",
+              help="Freeze these parameter groups of the source instead of a --transfer "
+                   "strategy, comma-separated from cnn, rnn.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "plain"]),
               default="markdown", show_default=True, help="Format of the table printed at the end.")
 @pass_ctx
 def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, first_seed, protocol,
         folds, training_protocol, epochs, batch_size, patience, precision, no_standardize,
-        variants, params, dataset_params, device, select_metric, workers, restart, no_progress,
-        fmt) -> None:
+        variants, params, dataset_params, device, select_metric, workers, restart, init_from,
+        transfer, freeze, no_progress, fmt) -> None:
     """Train and evaluate models on a dataset, then print the comparison table.
 
     A run is identified by its data (clip ids and the computed features), the model with every
@@ -357,6 +386,7 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
     from .runner import RunRequest, default_results_dir, run_experiments
     from .tables import NoRunsError, table_for
 
+    ctx.require_plugin_dirs()
     reg = ctx.registry
     ctx.warn_broken_plugins()
     if not models_.strip() or not [m for m in models_.split(",") if m.strip()]:
@@ -384,7 +414,7 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
         model_params=_parse_assignments(params, "--param", scoped=True),
         dataset_params=_parse_assignments(dataset_params, "--dataset-param", scoped=False),
         device=device, select_metric=select_metric, workers=workers, progress=not no_progress,
-        restart=restart, echo=click.echo,
+        restart=restart, init_from=init_from, transfer=transfer, freeze=freeze, echo=click.echo,
     )
     try:
         outcomes = run_experiments(reg, req)
@@ -640,6 +670,7 @@ def embed(ctx: Context, run_id, dataset, split, root, data_dir, cache_dir, resul
     from .embed import EmbeddingError, EmbedRequest, embed_run
     from .records import RecordError
 
+    ctx.require_plugin_dirs()
     req = EmbedRequest(
         run_id=run_id, dataset=dataset, split=split, root=root, data_dir=data_dir,
         results_dir=results_dir, cache_dir=cache_dir, output=output, protocol=protocol, fold=fold,
@@ -700,6 +731,7 @@ def data_prepare(ctx: Context, dataset, root, data_dir, frontends, protocol, cac
     from .datacmd import prepare_dataset
     from .features import FRONTEND_NAMES
 
+    ctx.require_plugin_dirs()
     names = [f.strip() for f in frontends.split(",") if f.strip()]
     if not names:
         raise click.BadParameter(f"give at least one front end: {', '.join(FRONTEND_NAMES)}",
