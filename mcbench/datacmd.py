@@ -175,7 +175,7 @@ def check_dataset(registry: Registry, name: str, root: Path | None, data_dir: Pa
     if not root.exists() and spec.materialize is None:
         raise DatasetError(
             f"{name}: data root {root} does not exist. "
-            f"See {spec.readme or 'the dataset README'} for how to obtain the data, then pass --root."
+            f"See `mcbench datasets {name}` for how to obtain the data, then pass --root."
         )
     report = spec.check(root)
     _add_no_clips(report)

@@ -508,7 +508,7 @@ def test_large_split_is_consistent_with_sklearn_ndcg():
 # ============================================================================ registration
 
 
-def test_specs_are_declared_as_the_design_says():
+def test_specs_declare_task_order_headline_and_selection():
     tag_keys = [m.key for m in sorted(tagging.METRICS, key=lambda m: m.order)]
     assert tag_keys == [
         "roc_auc", "recall@1", "recall@3", "recall@5", "recall@10", "ndcg@50", "jsc", "pr_auc"

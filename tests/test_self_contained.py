@@ -153,6 +153,15 @@ def test_check_on_an_empty_root_points_at_a_command_not_a_source_path(registry, 
     assert not design_refs(message)
 
 
+@pytest.mark.parametrize("name", ["mtat", "fma", "gtzan"])
+def test_data_check_of_a_missing_root_points_at_a_command(tmp_path, name):
+    """Before: "See datasets/mtat/README.md …", a path a pip install does not have."""
+    result = CliRunner().invoke(main, ["data", "check", name, "--root", str(tmp_path / "absent")])
+    assert result.exit_code != 0
+    assert f"`mcbench datasets {name}`" in result.output
+    assert "README.md" not in result.output
+
+
 def package_text_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.suffix in TEXT_SUFFIXES and "__pycache__" not in p.parts]
 
