@@ -1,0 +1,338 @@
+"""The paper's experiments as recipes: declarative TOML files expanded into ordinary runs.
+
+A recipe (shipped ones live in ``mcbench/recipes/<artifact>.toml``; ``mcbench reproduce
+PATH.toml`` runs a user's own) declares:
+
+* ``[artifact]``: ``name``, ``title`` and the ``metrics`` (keys of metric plugins) the table shows;
+* ``[datasets]``: the dataset of each *role* (``main``; for a transfer, ``source`` and
+  ``target``), ``[protocols]`` a protocol per role, ``[dataset_params.<role>]`` parameters and
+  ``[training]`` training settings (default: the paper's protocol);
+* ``[demo]``: what ``--demo`` changes — the synthetic stand-in of each role, and settings sized
+  for a 2-core CPU — and a ``note`` saying what stands in for what;
+* ``[[rows]]``: one table row each, in the paper's order and words: ``label``, ``model``,
+  optional ``variant`` and ``options``, ``on`` (the role of its dataset), ``init_from`` (the role
+  whose run of the same model is the transfer source) with ``transfer`` (a strategy of
+  :data:`mcbench.transfer.STRATEGIES`), and ``paper`` (the paper's value per metric).
+
+Every row is run through :func:`mcbench.runner.run_experiments`, so finished runs are reused
+(a recipe whose runs exist trains nothing) and an interrupted reproduction resumes. A transfer
+row's source run is run first, as an ordinary run of the same model on the source role's
+dataset; the target starts from that run's id.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .specs import OptionError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+RECIPE_PACKAGE = "mcbench.recipes"
+_ROW_KEYS = {"label", "model", "variant", "options", "on", "init_from", "transfer", "paper"}
+_TOP_KEYS = {"artifact", "datasets", "protocols", "dataset_params", "training", "demo", "rows"}
+_MODE_KEYS = {"datasets", "protocols", "dataset_params", "training"}
+
+
+class RecipeError(OptionError):
+    """A recipe that cannot be used: the message names the file, the entry and the fix."""
+
+
+@dataclass(frozen=True)
+class RecipeRow:
+    label: str
+    model: str
+    on: str
+    variant: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
+    transfer: str | None = None
+    paper: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Datasets, protocols, parameters and training of one mode (the paper's data or the demo)."""
+
+    datasets: dict[str, str]
+    protocols: dict[str, str]
+    dataset_params: dict[str, dict[str, Any]]
+    training: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    title: str
+    metrics: list[str]
+    rows: list[RecipeRow]
+    real: Setting
+    demo: Setting | None
+    demo_note: str
+    path: str
+
+    def setting(self, demo: bool) -> Setting:
+        if demo and self.demo is None:
+            raise RecipeError(f"recipe {self.name} ({self.path}) has no [demo] section")
+        return self.demo if demo else self.real
+
+
+def _table(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise RecipeError(f"{where} must be a table, got {type(value).__name__}")
+    return value
+
+
+def _setting(data: Mapping[str, Any], where: str) -> Setting:
+    def section(key: str) -> dict:
+        return dict(_table(data.get(key, {}), f"{where}: [{key}]"))
+
+    params = {role: dict(_table(v, f"{where}: [dataset_params.{role}]"))
+              for role, v in section("dataset_params").items()}
+    return Setting(section("datasets"), section("protocols"), params, section("training"))
+
+
+def _demo_setting(real: Setting, demo: Setting) -> Setting:
+    """The demo replaces each role's dataset by its stand-in; protocols and parameters of the
+    real datasets do not carry over to the stand-ins, training settings do unless replaced."""
+    return Setting({**real.datasets, **demo.datasets}, demo.protocols, demo.dataset_params,
+                   {**real.training, **demo.training})
+
+
+def parse_recipe(text: str, path: str) -> Recipe:
+    """A recipe from its TOML text; every error names ``path`` and the entry."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML ({exc})") from exc
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise RecipeError(f"{path}: unknown section(s) {unknown}; a recipe has "
+                          f"{', '.join(sorted(_TOP_KEYS))}")
+    artifact = _table(data.get("artifact"), f"{path}: [artifact]")
+    name = artifact.get("name")
+    if not isinstance(name, str) or not name:
+        raise RecipeError(f"{path}: [artifact] needs a name")
+    metrics = artifact.get("metrics", [])
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise RecipeError(f"{path}: [artifact] metrics must be a list of metric keys")
+    real = _setting(data, path)
+    demo_data = data.get("demo")
+    demo = None
+    note = ""
+    if demo_data is not None:
+        demo_data = _table(demo_data, f"{path}: [demo]")
+        extra = sorted(set(demo_data) - _MODE_KEYS - {"note"})
+        if extra:
+            raise RecipeError(f"{path}: [demo] has unknown key(s) {extra}")
+        demo = _demo_setting(real, _setting(demo_data, f"{path}: [demo]"))
+        note = str(demo_data.get("note", ""))
+    rows = []
+    for i, raw in enumerate(data.get("rows") or []):
+        where = f"{path}: [[rows]] #{i + 1}"
+        raw = _table(raw, where)
+        extra = sorted(set(raw) - _ROW_KEYS)
+        if extra:
+            raise RecipeError(f"{where}: unknown key(s) {extra}; a row has {', '.join(sorted(_ROW_KEYS))}")
+        for key in ("label", "model", "on"):
+            if not isinstance(raw.get(key), str) or not raw[key]:
+                raise RecipeError(f"{where}: {key!r} is required (a non-empty string)")
+        for role in (raw["on"], raw.get("init_from")):
+            if role is not None and role not in real.datasets:
+                raise RecipeError(f"{where}: role {role!r} is not in [datasets] "
+                                  f"({', '.join(real.datasets) or 'empty'})")
+        if (raw.get("transfer") is None) != (raw.get("init_from") is None) and \
+                raw.get("transfer") != "scratch":
+            raise RecipeError(f"{where}: init_from and transfer go together")
+        paper = _table(raw.get("paper", {}), f"{where}: paper")
+        rows.append(RecipeRow(label=raw["label"], model=raw["model"], on=raw["on"],
+                              variant=raw.get("variant"), options=dict(raw.get("options", {})),
+                              init_from=raw.get("init_from"), transfer=raw.get("transfer"),
+                              paper={k: float(v) for k, v in paper.items()}))
+    if not rows:
+        raise RecipeError(f"{path}: no [[rows]]; a recipe needs at least one row")
+    return Recipe(name=name, title=str(artifact.get("title", name)), metrics=list(metrics),
+                  rows=rows, real=real, demo=demo, demo_note=note, path=path)
+
+
+def shipped() -> dict[str, Recipe]:
+    """The recipes shipped with mcbench, by artifact name."""
+    out = {}
+    for entry in sorted(resources.files(RECIPE_PACKAGE).iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            recipe = parse_recipe(entry.read_text(encoding="utf-8"), f"{RECIPE_PACKAGE}/{entry.name}")
+            out[recipe.name] = recipe
+    return out
+
+
+def load(name_or_path: str) -> Recipe:
+    """A shipped recipe by artifact name, or a user's recipe file."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.is_file():
+        if not path.is_file():
+            raise RecipeError(f"recipe file {path} does not exist")
+        return parse_recipe(path.read_text(encoding="utf-8"), str(path))
+    recipes = shipped()
+    if name_or_path not in recipes:
+        raise RecipeError(f"no recipe {name_or_path!r}; shipped: {', '.join(recipes)} "
+                          "(or give a PATH.toml)")
+    return recipes[name_or_path]
+
+
+def with_model(recipe: Recipe, model: str) -> Recipe:
+    """``--add-model``: the recipe with one more row, the user's model on the role the recipe's
+    first row without transfer uses."""
+    base = next((r for r in recipe.rows if r.init_from is None), recipe.rows[0])
+    row = RecipeRow(label=model, model=model, on=base.on)
+    return Recipe(recipe.name, recipe.title, recipe.metrics, [*recipe.rows, row], recipe.real,
+                  recipe.demo, recipe.demo_note, recipe.path)
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class ReproduceRequest:
+    recipe: Recipe
+    demo: bool = False
+    roots: dict[str, Path] = field(default_factory=dict)  # dataset name -> root
+    data_dir: Path | None = None
+    results_dir: Path | None = None
+    cache_dir: Path | None = None
+    device: str = "auto"
+    workers: int | None = None
+    progress: bool = True
+    echo: Callable[[str], None] = print
+
+
+@dataclass
+class RowResult:
+    row: RecipeRow
+    run_ids: list[str]
+    failed: list[str]
+
+
+def _request(req: ReproduceRequest, setting: Setting, row: RecipeRow, role: str,
+             init_from: str | None = None, transfer: str | None = None):
+    from .runner import RunRequest
+
+    dataset = setting.datasets[role]
+    return RunRequest(
+        models=[row.model], dataset=dataset, root=req.roots.get(dataset), data_dir=req.data_dir,
+        results_dir=req.results_dir, cache_dir=req.cache_dir,
+        protocol=setting.protocols.get(role), training=dict(setting.training),
+        variants={row.model: row.variant} if row.variant else {},
+        model_params={row.model: dict(row.options)} if row.options else {},
+        dataset_params=dict(setting.dataset_params.get(role, {})), device=req.device,
+        workers=req.workers, progress=req.progress, init_from=init_from, transfer=transfer,
+        echo=req.echo)
+
+
+def _done(outcomes) -> tuple[list[str], list[str]]:
+    ok = [o.run_id for o in outcomes if o.status in ("complete", "skipped")]
+    bad = [f"{o.model}: {o.error}" for o in outcomes if o.status == "failed"]
+    return ok, bad
+
+
+def run_recipe(registry, req: ReproduceRequest) -> list[RowResult]:
+    """Every row of the recipe through the ordinary runner (module docstring)."""
+    from .runner import run_experiments
+
+    recipe, setting = req.recipe, req.recipe.setting(req.demo)
+    for row in recipe.rows:  # unknown models or datasets fail before any work
+        registry.model(row.model)
+        for role in (row.on, row.init_from):
+            if role is not None:
+                registry.dataset(setting.datasets[role])
+    if req.demo:
+        req.echo(f"DEMO of {recipe.name}: synthetic stand-ins, not the paper's data "
+                 f"({recipe.demo_note or 'see the recipe'})")
+    sources: dict[tuple, str] = {}
+    results = []
+    for row in recipe.rows:
+        init_from = None
+        if row.init_from is not None and row.transfer != "scratch":
+            key = (row.model, row.variant, tuple(sorted(row.options.items())), row.init_from)
+            if key not in sources:
+                req.echo(f"— source of {row.label}: {row.model} on {setting.datasets[row.init_from]}")
+                ok, bad = _done(run_experiments(registry, _request(req, setting, row, row.init_from)))
+                if not ok:
+                    results.append(RowResult(row, [], bad or ["its source run did not finish"]))
+                    continue
+                sources[key] = ok[0]
+            init_from = sources[key]
+        req.echo(f"— {row.label}")
+        ok, bad = _done(run_experiments(registry, _request(
+            req, setting, row, row.on, init_from, row.transfer if init_from else None)))
+        results.append(RowResult(row, ok, bad))
+    return results
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
+                demo: bool, fmt: str = "markdown", digits: int = 3) -> str:
+    """The artifact in the paper's layout: the paper's rows and words, per metric our mean ± std
+    over the row's runs (seeds, folds), the paper's value, and ours minus the paper's."""
+    from tabulate import tabulate
+
+    from .aggregate import aggregate
+    from .storage import load_records
+
+    records = {r.run_id: r for r in load_records(results_dir)}
+    pm = {"latex": r"$\pm$"}.get(fmt, "±")
+    headers = ["Method"]
+    for key in recipe.metrics:
+        headers += [f"{key} (ours)", f"{key} (paper)", "Δ"]
+    headers.append("runs")
+    body = []
+    for res in results:
+        rows = aggregate([records[i] for i in res.run_ids if i in records])
+        line: list[Any] = [res.row.label]
+        stats = rows[0].metrics if len(rows) == 1 else {}
+        for key in recipe.metrics:
+            stat = stats.get(key)
+            ours = None if stat is None else stat.mean
+            paper = res.row.paper.get(key)
+            text = "–" if ours is None else f"{ours:.{digits}f}"
+            if stat is not None and stat.std is not None:
+                text += f" {pm} {stat.std:.{digits}f}"
+            line += [text, "–" if paper is None else f"{paper:.{digits}f}",
+                     "–" if ours is None or paper is None else f"{ours - paper:+.{digits}f}"]
+        line.append(rows[0].n_runs if len(rows) == 1 else
+                    ("failed" if res.failed else len(res.run_ids)))
+        body.append(line)
+    if fmt == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(headers)
+        writer.writerows(body)
+        return buf.getvalue()
+    where = "DEMO on synthetic stand-ins, not the paper's data" if demo else "the paper's data"
+    caption = (f"{recipe.title}: ours (mean {pm} std over the runs of each row: seeds and "
+               f"folds), the paper's value, and the difference; {where}.")
+    if fmt == "latex":
+        def cells(values):
+            return " & ".join(str(v).replace("_", r"\_").replace("%", r"\%") for v in values)
+
+        head = cells(h.replace("Δ", r"$\Delta$") for h in headers)
+        lines = [r"\begin{table}", r"\centering", r"\begin{tabular}{l" + "r" * (len(headers) - 1) + "}",
+                 r"\toprule", head + r" \\", r"\midrule",
+                 *(cells(line) + r" \\" for line in body), r"\bottomrule", r"\end{tabular}",
+                 f"\\caption{{{caption}}}", f"\\label{{tab:mcbench-{recipe.name}}}", r"\end{table}"]
+        return "\n".join(lines) + "\n"
+    tablefmt = {"markdown": "github", "plain": "simple"}[fmt]
+    text = tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+    return f"### {recipe.name}: {caption}\n\n{text}\n"

@@ -1,0 +1,174 @@
+"""Recipes and ``mcbench reproduce`` (mcbench.reproduce): the shipped recipes hold the paper's
+rows and values; a tiny user recipe of the Table III shape runs end to end, reruns without
+training, and renders the paper's layout; recipe mistakes name the file and the entry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mcbench.cli import main
+from mcbench.reproduce import RecipeError, load, parse_recipe, shipped
+
+TINY = """
+[artifact]
+name = "tiny3"
+title = "A tiny Table III"
+metrics = ["accuracy"]
+
+[datasets]
+source = "synthetic"
+target = "synthetic_genres"
+
+[protocols]
+target = "cv5"
+
+[dataset_params.source]
+n_clips = 30
+seconds = 2.0
+
+[dataset_params.target]
+n_per_genre = 5
+seconds = 2.0
+
+[training]
+max_epochs = 1
+batch_size = 6
+
+[[rows]]
+label = "CRNN-TF"
+model = "crnn_tf"
+on = "target"
+paper = { accuracy = 0.701 }
+
+[[rows]]
+label = "Fine-tune CRNN-TF"
+model = "crnn_tf"
+on = "target"
+init_from = "source"
+transfer = "finetune"
+paper = { accuracy = 0.724 }
+"""
+
+
+def _reproduce(ws: Path, *args: str):
+    return CliRunner().invoke(main, ["reproduce", *args, "--data-dir", str(ws / "data"),
+                                     "--results-dir", str(ws / "results"), "--device", "cpu",
+                                     "--no-progress"])
+
+
+def test_shipped_recipes_hold_the_papers_rows_and_values():
+    recipes = shipped()
+    assert {"table1", "table3"} <= set(recipes)
+    t1 = recipes["table1"]
+    assert [r.label for r in t1.rows] == ["FCN", "Timbre CNN", "End-to-end", "CRNN", "CRNN-TF"]
+    assert t1.rows[-1].paper["roc_auc"] == 0.9078 and t1.real.datasets == {"main": "mtat"}
+    t3 = recipes["table3"]
+    assert [(r.label, r.transfer, r.paper["accuracy"]) for r in t3.rows] == [
+        ("MFCC + SVM", None, 0.660), ("CRNN-TF", None, 0.701),
+        ("Freeze CRNN-TF", "freeze_all", 0.592),
+        ("Freeze CNN + Fine-tune RNN", "freeze_cnn", 0.711),
+        ("Fine-tune CRNN-TF", "finetune", 0.724)]
+    assert t3.real.protocols == {"target": "cv10"}
+    demo = t3.setting(demo=True)
+    assert demo.datasets == {"source": "synthetic", "target": "synthetic_genres"}
+    assert demo.protocols == {"target": "cv5"} and demo.training["max_epochs"] == 4
+
+
+def test_a_user_recipe_runs_reuses_its_runs_and_renders_the_papers_layout(tmp_path):
+    recipe = tmp_path / "tiny3.toml"
+    recipe.write_text(TINY)
+    result = _reproduce(tmp_path, str(recipe))
+    assert result.exit_code == 0, result.output
+    runs = sorted((tmp_path / "results" / "runs").glob("*/*.json"))
+    # one source run, 5 folds from scratch, 5 folds fine-tuned from the source
+    assert len(runs) == 11
+    targets = [json.loads(p.read_text()) for p in runs if p.parent.name == "synthetic_genres"]
+    sources = {t["identity"]["transfer"]["source_run"] for t in targets if t["identity"]["transfer"]}
+    assert len(sources) == 1
+    lines = {line.split("|")[1].strip(): line for line in result.output.splitlines()
+             if line.startswith("| ") and "Method" not in line}
+    assert set(lines) == {"CRNN-TF", "Fine-tune CRNN-TF"}
+    cells = [c.strip() for c in lines["Fine-tune CRNN-TF"].split("|")[1:-1]]
+    ours, paper, delta, n = cells[1], cells[2], cells[3], cells[4]
+    assert paper == "0.724" and n == "5" and "±" in ours
+    assert float(delta) == pytest.approx(float(ours.split("±")[0]) - 0.724, abs=1.5e-3)
+
+    again = _reproduce(tmp_path, str(recipe))  # everything is reused: nothing trains
+    assert again.exit_code == 0, again.output
+    assert "▶" not in again.output and again.output.count("already complete") == 11
+    assert len(sorted((tmp_path / "results" / "runs").glob("*/*.json"))) == 11
+
+    latex = _reproduce(tmp_path, str(recipe), "--format", "latex")
+    assert latex.exit_code == 0, latex.output
+    assert r"\toprule" in latex.output and r"\label{tab:mcbench-tiny3}" in latex.output
+    assert r"$\pm$" in latex.output and "the paper's data" in latex.output
+
+
+DEMO = """
+[artifact]
+name = "tinydemo"
+metrics = ["accuracy"]
+
+[datasets]
+main = "gtzan"
+
+[demo]
+note = "synthetic_genres for GTZAN"
+[demo.datasets]
+main = "synthetic_genres"
+[demo.dataset_params.main]
+n_per_genre = 5
+seconds = 2.0
+[demo.training]
+max_epochs = 1
+batch_size = 6
+
+[[rows]]
+label = "CRNN-TF"
+model = "crnn_tf"
+on = "main"
+"""
+
+
+def test_demo_maps_to_the_stand_in_and_says_it_is_not_the_papers_data(tmp_path):
+    path = tmp_path / "demo.toml"
+    path.write_text(DEMO)
+    result = _reproduce(tmp_path, str(path), "--demo")
+    assert result.exit_code == 0, result.output
+    assert ("DEMO of tinydemo: synthetic stand-ins, not the paper's data (synthetic_genres for "
+            "GTZAN)") in result.output
+    assert "DEMO on synthetic stand-ins, not the paper's data" in result.output
+    (run,) = (tmp_path / "results" / "runs" / "synthetic_genres").glob("*.json")
+    assert json.loads(run.read_text())["identity"]["training"]["max_epochs"] == 1
+    assert not (tmp_path / "results" / "runs" / "gtzan").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (("[artifact]", "[artefact]"), "unknown section(s) ['artefact']"),
+    (('on = "target"\npaper', 'on = "elsewhere"\npaper'), "role 'elsewhere' is not in [datasets]"),
+    (('transfer = "finetune"\n', ""), "init_from and transfer go together"),
+    (('label = "CRNN-TF"\n', 'label = "CRNN-TF"\ncolour = "red"\n'), "unknown key(s) ['colour']"),
+    (("metrics = [", "metrics = 3 #["), "metrics must be a list"),
+])
+def test_recipe_mistakes_name_the_file_and_the_entry(change, message):
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(TINY.replace(*change, 1), "my.toml")
+    assert message in str(info.value) and "my.toml" in str(info.value)
+
+
+def test_unknown_artifact_lists_the_shipped_ones():
+    with pytest.raises(RecipeError, match="shipped: table1, table3"):
+        load("table9")
+
+
+def test_list_and_add_model(tmp_path):
+    result = CliRunner().invoke(main, ["reproduce", "--list"])
+    assert result.exit_code == 0 and "table3" in result.output and "Table III" in result.output
+    recipe = tmp_path / "tiny3.toml"
+    recipe.write_text(TINY.split("[[rows]]")[0] + "[[rows]]" + TINY.split("[[rows]]")[1])
+    result = _reproduce(tmp_path, str(recipe), "--add-model", "fcn_missing")
+    assert result.exit_code != 0 and "fcn_missing" in result.output
