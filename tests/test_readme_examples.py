@@ -232,3 +232,17 @@ def test_what_a_learner_receives_is_what_the_readme_says(ws, monkeypatch):
     assert seen["n_outputs"] == n_tags and train["task"] == "multilabel"
     assert train["y_shape"] == [train["x_shape"][0], n_tags] and train["y_dtype"] == "float32"
     assert train["y_values"] == [0.0, 1.0]
+
+
+def test_readme_dataset_and_metric_plugins_validate_clean(ws):
+    if "dataset" not in cli(ws, "plugins", "validate", "--help").output:
+        pytest.skip("`mcbench plugins validate` checks model plugins only in this version")
+    dataset = cli(ws, "plugins", "validate", "my_clips", "--root", str(ws / "clips"),
+                  "--dataset-param", f"seconds={SECONDS}")
+    assert dataset.exit_code == 0, dataset.output
+    assert "OK: the plugin honours the contract" in dataset.output
+    assert "train and test are disjoint" in dataset.output  # tracks() was read at the root
+    metric = cli(ws, "plugins", "validate", "balanced_accuracy")
+    assert metric.exit_code == 0, metric.output
+    assert "OK: the plugin honours the contract" in metric.output
+    assert "perfect scores are higher than reversed ones" in metric.output
