@@ -3,7 +3,9 @@
 A recipe (shipped ones live in ``mcbench/recipes/<artifact>.toml``; ``mcbench reproduce
 PATH.toml`` runs a user's own) declares:
 
-* ``[artifact]``: ``name``, ``title`` and the ``metrics`` (keys of metric plugins) the table shows;
+* ``[artifact]``: ``name``, ``title``, the ``metrics`` (keys of metric plugins) the table shows
+  and the ``reference`` row (its label) every other row is tested against on the first metric
+  (:mod:`mcbench.compare`);
 * ``[datasets]``: the dataset of each *role* (``main``; for a transfer, ``source`` and
   ``target``), ``[protocols]`` a protocol per role, ``[dataset_params.<role>]`` parameters and
   ``[training]`` training settings (default: the paper's protocol);
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,7 @@ class Recipe:
     demo: Setting | None
     demo_note: str
     path: str
+    reference: str | None = None
 
     def setting(self, demo: bool) -> Setting:
         if demo and self.demo is None:
@@ -159,8 +162,13 @@ def parse_recipe(text: str, path: str) -> Recipe:
                               paper={k: float(v) for k, v in paper.items()}))
     if not rows:
         raise RecipeError(f"{path}: no [[rows]]; a recipe needs at least one row")
+    reference = artifact.get("reference")
+    if reference is not None and reference not in [r.label for r in rows]:
+        raise RecipeError(f"{path}: [artifact] reference {reference!r} is not the label of a row "
+                          f"({', '.join(r.label for r in rows)})")
     return Recipe(name=name, title=str(artifact.get("title", name)), metrics=list(metrics),
-                  rows=rows, real=real, demo=demo, demo_note=note, path=path)
+                  rows=rows, real=real, demo=demo, demo_note=note, path=path,
+                  reference=reference)
 
 
 def shipped() -> dict[str, Recipe]:
@@ -192,8 +200,7 @@ def with_model(recipe: Recipe, model: str) -> Recipe:
     first row without transfer uses."""
     base = next((r for r in recipe.rows if r.init_from is None), recipe.rows[0])
     row = RecipeRow(label=model, model=model, on=base.on)
-    return Recipe(recipe.name, recipe.title, recipe.metrics, [*recipe.rows, row], recipe.real,
-                  recipe.demo, recipe.demo_note, recipe.path)
+    return replace(recipe, rows=[*recipe.rows, row])
 
 
 # --------------------------------------------------------------------------- running
@@ -279,16 +286,54 @@ def run_recipe(registry, req: ReproduceRequest) -> list[RowResult]:
 # --------------------------------------------------------------------------- the table
 
 
+def significance(registry, recipe: Recipe, results: Sequence[RowResult], results_dir: Path):
+    """Each row against the recipe's reference row on its first metric (:mod:`mcbench.compare`);
+    empty without a reference or a metric."""
+    from .compare import compare_rows
+    from .storage import load_records
+
+    if not recipe.reference or not recipe.metrics:
+        return []
+    records = {r.run_id: r for r in load_records(results_dir)}
+    rows = {res.row.label: [records[i] for i in res.run_ids if i in records] for res in results}
+    specs = [m for m in registry.specs("metric") if m.key == recipe.metrics[0]]
+    if not specs:
+        return []
+    return compare_rows(rows, recipe.reference, specs[0], results_dir)
+
+
+def _p(value: float | None) -> str:
+    return "–" if value is None else ("<0.001" if value < 0.001 else f"{value:.3f}")
+
+
+def significance_table(comparisons, fmt: str = "markdown", digits: int = 3) -> str:
+    """Row − reference, its 95 % interval, p and Holm-corrected p, per compared row."""
+    from tabulate import tabulate
+
+    body = [[c.label, c.reference, c.metric,
+             "–" if c.difference is None else f"{c.difference:+.{digits}f}",
+             "–" if c.ci_low is None else f"[{c.ci_low:+.{digits}f}, {c.ci_high:+.{digits}f}]",
+             _p(c.p_value), _p(c.p_holm), "†" if c.significant else "", c.test + (
+                 f" ({c.note})" if c.note else "")] for c in comparisons]
+    headers = ["Method", "vs", "metric", "Δ", "95% CI", "p", "p (Holm)", "", "test"]
+    tablefmt = {"markdown": "github", "plain": "simple", "latex": "latex_booktabs"}.get(fmt, "github")
+    return tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+
+
 def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
-                demo: bool, fmt: str = "markdown", digits: int = 3) -> str:
+                demo: bool, fmt: str = "markdown", digits: int = 3,
+                comparisons: Sequence = ()) -> str:
     """The artifact in the paper's layout: the paper's rows and words, per metric our mean ± std
-    over the row's runs (seeds, folds), the paper's value, and ours minus the paper's."""
+    over the row's runs (seeds, folds), the paper's value, and ours minus the paper's. A row
+    that differs significantly from the reference on the first metric is marked †
+    (``comparisons``, from :func:`significance`)."""
     from tabulate import tabulate
 
     from .aggregate import aggregate
     from .storage import load_records
 
     records = {r.run_id: r for r in load_records(results_dir)}
+    marked = {c.label for c in comparisons if c.significant}
     pm = {"latex": r"$\pm$"}.get(fmt, "±")
     headers = ["Method"]
     for key in recipe.metrics:
@@ -306,6 +351,8 @@ def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
             text = "–" if ours is None else f"{ours:.{digits}f}"
             if stat is not None and stat.std is not None:
                 text += f" {pm} {stat.std:.{digits}f}"
+            if key == recipe.metrics[0] and res.row.label in marked:
+                text += " †"
             line += [text, "–" if paper is None else f"{paper:.{digits}f}",
                      "–" if ours is None or paper is None else f"{ours - paper:+.{digits}f}"]
         line.append(rows[0].n_runs if len(rows) == 1 else
@@ -323,6 +370,9 @@ def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
     where = "DEMO on synthetic stand-ins, not the paper's data" if demo else "the paper's data"
     caption = (f"{recipe.title}: ours (mean {pm} std over the runs of each row: seeds and "
                f"folds), the paper's value, and the difference; {where}.")
+    if recipe.reference and comparisons:
+        caption += (f" † marks a row whose {recipe.metrics[0]} differs significantly from "
+                    f"{recipe.reference}'s (Holm-corrected p < 0.05; tests below).")
     if fmt == "latex":
         def cells(values):
             return " & ".join(str(v).replace("_", r"\_").replace("%", r"\%") for v in values)

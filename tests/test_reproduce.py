@@ -17,6 +17,7 @@ TINY = """
 [artifact]
 name = "tiny3"
 title = "A tiny Table III"
+reference = "CRNN-TF"
 metrics = ["accuracy"]
 
 [datasets]
@@ -90,7 +91,7 @@ def test_a_user_recipe_runs_reuses_its_runs_and_renders_the_papers_layout(tmp_pa
     sources = {t["identity"]["transfer"]["source_run"] for t in targets if t["identity"]["transfer"]}
     assert len(sources) == 1
     lines = {line.split("|")[1].strip(): line for line in result.output.splitlines()
-             if line.startswith("| ") and "Method" not in line}
+             if line.startswith("| ") and "Method" not in line and line.count("|") == 6}
     assert set(lines) == {"CRNN-TF", "Fine-tune CRNN-TF"}
     cells = [c.strip() for c in lines["Fine-tune CRNN-TF"].split("|")[1:-1]]
     ours, paper, delta, n = cells[1], cells[2], cells[3], cells[4]
@@ -102,6 +103,11 @@ def test_a_user_recipe_runs_reuses_its_runs_and_renders_the_papers_layout(tmp_pa
     assert "▶" not in again.output and again.output.count("already complete") == 11
     assert len(sorted((tmp_path / "results" / "runs").glob("*/*.json"))) == 11
 
+    assert "Wilcoxon signed-rank over 5 folds" in result.output
+    (sig,) = [x for x in result.output.splitlines()
+              if x.startswith("| Fine-tune CRNN-TF") and "| CRNN-TF |" in x]
+    assert "accuracy" in sig
+
     latex = _reproduce(tmp_path, str(recipe), "--format", "latex")
     assert latex.exit_code == 0, latex.output
     assert r"\toprule" in latex.output and r"\label{tab:mcbench-tiny3}" in latex.output
@@ -111,6 +117,7 @@ def test_a_user_recipe_runs_reuses_its_runs_and_renders_the_papers_layout(tmp_pa
 DEMO = """
 [artifact]
 name = "tinydemo"
+reference = "CRNN-TF"
 metrics = ["accuracy"]
 
 [datasets]
@@ -131,6 +138,11 @@ batch_size = 6
 label = "CRNN-TF"
 model = "crnn_tf"
 on = "main"
+
+[[rows]]
+label = "MFCC + SVM"
+model = "mfcc_svm"
+on = "main"
 """
 
 
@@ -142,9 +154,17 @@ def test_demo_maps_to_the_stand_in_and_says_it_is_not_the_papers_data(tmp_path):
     assert ("DEMO of tinydemo: synthetic stand-ins, not the paper's data (synthetic_genres for "
             "GTZAN)") in result.output
     assert "DEMO on synthetic stand-ins, not the paper's data" in result.output
-    (run,) = (tmp_path / "results" / "runs" / "synthetic_genres").glob("*.json")
-    assert json.loads(run.read_text())["identity"]["training"]["max_epochs"] == 1
+    runs = {json.loads(p.read_text())["identity"]["model"]["name"]: json.loads(p.read_text())
+            for p in (tmp_path / "results" / "runs" / "synthetic_genres").glob("*.json")}
+    assert runs["crnn_tf"]["identity"]["training"]["max_epochs"] == 1
     assert not (tmp_path / "results" / "runs" / "gtzan").exists()
+    # one fixed split: the paired bootstrap on the saved test scores, whose full-set difference
+    # is the difference of the two runs' recorded accuracies
+    (line,) = [x for x in result.output.splitlines() if x.startswith("| MFCC + SVM") and "CRNN-TF |" in x]
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    expected = runs["mfcc_svm"]["test"]["accuracy"]["value"] - runs["crnn_tf"]["test"]["accuracy"]["value"]
+    assert float(cells[3]) == pytest.approx(expected, abs=1.5e-3)
+    assert cells[-1] == "paired bootstrap, B=1000" and cells[4].startswith("[")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -161,7 +181,7 @@ def test_recipe_mistakes_name_the_file_and_the_entry(change, message):
 
 
 def test_unknown_artifact_lists_the_shipped_ones():
-    with pytest.raises(RecipeError, match="shipped: table1, table3"):
+    with pytest.raises(RecipeError, match="shipped: table1, table2, table3"):
         load("table9")
 
 
