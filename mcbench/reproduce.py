@@ -386,3 +386,85 @@ def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
     tablefmt = {"markdown": "github", "plain": "simple"}[fmt]
     text = tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True)
     return f"### {recipe.name}: {caption}\n\n{text}\n"
+
+
+# --------------------------------------------------------------------------- --dry-run
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run a recipe needs, with its status among the stored records."""
+
+    row: str
+    plan: Any
+    transfer: tuple[str, str] | None  # (strategy, source dataset)
+    status: str  # "done", "partial" (started, unfinished or failed) or "to do"
+
+
+def _same_run(record, plan, transfer: tuple[str, str] | None) -> bool:
+    """Whether ``record`` is the run ``plan`` describes, up to the data itself (the split
+    contents are known only once features are computed)."""
+    from .identity import to_jsonable
+
+    ident = record.identity_dict()
+    model, data = ident["model"], ident["dataset"]
+    if (model["name"], model["variant"], model["backend"], model["options"]) != (
+            plan.model, plan.variant, plan.backend, to_jsonable(plan.options)):
+        return False
+    if (data["name"], data["protocol"], data["fold"], data["params"]) != (
+            plan.dataset, plan.protocol, plan.fold, to_jsonable(plan.data_params)):
+        return False
+    if ident["training"] != to_jsonable({**plan.training, "select_metric": plan.select_metric}):
+        return False
+    if ident["seed"] != plan.seed:
+        return False
+    got = ident.get("transfer")
+    if transfer is None:
+        return got is None
+    return bool(got) and (got.get("strategy"), got.get("source_dataset")) == transfer
+
+
+def dry_run(registry, req: ReproduceRequest) -> list[PlannedRun]:
+    """Every run of the recipe with its status, planned as :func:`run_recipe` would run it;
+    nothing is trained, generated or computed."""
+    from .runner import default_results_dir, plan_runs
+    from .storage import load_records
+
+    recipe, setting = req.recipe, req.recipe.setting(req.demo)
+    records = load_records(Path(req.results_dir or default_results_dir()), status=None)
+    planned: list[PlannedRun] = []
+    seen_sources: set[tuple] = set()
+    for row in recipe.rows:
+        steps = []
+        transfer = None
+        if row.init_from is not None and row.transfer != "scratch":
+            key = (row.model, row.variant, tuple(sorted(row.options.items())), row.init_from)
+            if key not in seen_sources:
+                seen_sources.add(key)
+                steps.append((f"source of {row.label}", row.init_from, None))
+            transfer = (row.transfer, setting.datasets[row.init_from])
+        steps.append((row.label, row.on, transfer))
+        for label, role, how in steps:
+            plans, _ = plan_runs(registry, _request(req, setting, row, role))
+            for plan in plans:
+                mine = [r for r in records if _same_run(r, plan, how)]
+                status = ("done" if any(r.status == "complete" for r in mine)
+                          else "partial" if mine else "to do")
+                planned.append(PlannedRun(label, plan, how, status))
+    return planned
+
+
+def dry_run_table(planned: Sequence[PlannedRun]) -> str:
+    from tabulate import tabulate
+
+    body = [[p.row, p.plan.model, p.plan.variant, p.plan.dataset, p.plan.protocol,
+             "–" if p.plan.fold is None else p.plan.fold, p.plan.seed,
+             p.plan.training.get("max_epochs"),
+             "–" if p.transfer is None else f"{p.transfer[0]} from {p.transfer[1]}", p.status]
+            for p in planned]
+    counts = {s: sum(p.status == s for p in planned) for s in ("done", "partial", "to do")}
+    text = tabulate(body, headers=["Row", "model", "variant", "dataset", "protocol", "fold",
+                                   "seed", "epochs", "transfer", "status"],
+                    tablefmt="github", disable_numparse=True)
+    return (text + f"\n\n{len(planned)} run(s): {counts['done']} done, {counts['partial']} "
+            f"partial, {counts['to do']} to do\n")

@@ -82,6 +82,11 @@ def test_shipped_recipes_hold_the_papers_rows_and_values():
 def test_a_user_recipe_runs_reuses_its_runs_and_renders_the_papers_layout(tmp_path):
     recipe = tmp_path / "tiny3.toml"
     recipe.write_text(TINY)
+    plan = _reproduce(tmp_path, str(recipe), "--dry-run")
+    assert plan.exit_code == 0, plan.output
+    assert "11 run(s): 0 done, 0 partial, 11 to do" in plan.output
+    assert "| source of Fine-tune CRNN-TF | crnn_tf" in plan.output
+    assert not (tmp_path / "results" / "runs").exists() and not (tmp_path / "data").exists()
     result = _reproduce(tmp_path, str(recipe))
     assert result.exit_code == 0, result.output
     runs = sorted((tmp_path / "results" / "runs").glob("*/*.json"))
@@ -112,6 +117,14 @@ def test_a_user_recipe_runs_reuses_its_runs_and_renders_the_papers_layout(tmp_pa
     assert latex.exit_code == 0, latex.output
     assert r"\toprule" in latex.output and r"\label{tab:mcbench-tiny3}" in latex.output
     assert r"$\pm$" in latex.output and "the paper's data" in latex.output
+
+    # a run whose record says it is still running is partial
+    target = next(p for p in runs if p.parent.name == "synthetic_genres")
+    record = json.loads(target.read_text())
+    record.update(status="running", finished=None)
+    target.write_text(json.dumps(record))
+    plan = _reproduce(tmp_path, str(recipe), "--dry-run")
+    assert "11 run(s): 10 done, 1 partial, 0 to do" in plan.output, plan.output
 
 
 DEMO = """
