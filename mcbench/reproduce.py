@@ -5,7 +5,9 @@ PATH.toml`` runs a user's own) declares:
 
 * ``[artifact]``: ``name``, ``title``, the ``metrics`` (keys of metric plugins) the table shows
   and the ``reference`` row (its label) every other row is tested against on the first metric
-  (:mod:`mcbench.compare`);
+  (:mod:`mcbench.compare`), and optionally the ``figure`` drawn from the rows' records
+  (``scan_ablation``: Fig. 5, one bar per row; ``per_tag``: Fig. 6, per-tag values of the first
+  metric for the tags of ``[groups]``, or ``[demo.groups]`` under ``--demo``);
 * ``[datasets]``: the dataset of each *role* (``main``; for a transfer, ``source`` and
   ``target``), ``[protocols]`` a protocol per role, ``[dataset_params.<role>]`` parameters and
   ``[training]`` training settings (default: the paper's protocol);
@@ -31,6 +33,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .specs import OptionError
 
 if sys.version_info >= (3, 11):
@@ -40,8 +44,11 @@ else:  # pragma: no cover - Python 3.10
 
 RECIPE_PACKAGE = "mcbench.recipes"
 _ROW_KEYS = {"label", "model", "variant", "options", "on", "init_from", "transfer", "paper"}
-_TOP_KEYS = {"artifact", "datasets", "protocols", "dataset_params", "training", "demo", "rows"}
-_MODE_KEYS = {"datasets", "protocols", "dataset_params", "training"}
+_TOP_KEYS = {"artifact", "datasets", "protocols", "dataset_params", "training", "demo", "rows",
+             "groups"}
+_MODE_KEYS = {"datasets", "protocols", "dataset_params", "training", "groups"}
+#: The figures a recipe may draw (``[artifact] figure``), each a function of :mod:`mcbench.plots`.
+FIGURES = ("scan_ablation", "per_tag")
 
 
 class RecipeError(OptionError):
@@ -68,6 +75,8 @@ class Setting:
     protocols: dict[str, str]
     dataset_params: dict[str, dict[str, Any]]
     training: dict[str, Any]
+    #: Fig. 6's tag groups (group -> tags) on this mode's dataset.
+    groups: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ class Recipe:
     demo_note: str
     path: str
     reference: str | None = None
+    figure: str | None = None
 
     def setting(self, demo: bool) -> Setting:
         if demo and self.demo is None:
@@ -100,14 +110,15 @@ def _setting(data: Mapping[str, Any], where: str) -> Setting:
 
     params = {role: dict(_table(v, f"{where}: [dataset_params.{role}]"))
               for role, v in section("dataset_params").items()}
-    return Setting(section("datasets"), section("protocols"), params, section("training"))
+    return Setting(section("datasets"), section("protocols"), params, section("training"),
+                   {g: list(tags) for g, tags in section("groups").items()})
 
 
 def _demo_setting(real: Setting, demo: Setting) -> Setting:
     """The demo replaces each role's dataset by its stand-in; protocols and parameters of the
     real datasets do not carry over to the stand-ins, training settings do unless replaced."""
     return Setting({**real.datasets, **demo.datasets}, demo.protocols, demo.dataset_params,
-                   {**real.training, **demo.training})
+                   {**real.training, **demo.training}, demo.groups)
 
 
 def parse_recipe(text: str, path: str) -> Recipe:
@@ -166,9 +177,16 @@ def parse_recipe(text: str, path: str) -> Recipe:
     if reference is not None and reference not in [r.label for r in rows]:
         raise RecipeError(f"{path}: [artifact] reference {reference!r} is not the label of a row "
                           f"({', '.join(r.label for r in rows)})")
+    figure = artifact.get("figure")
+    if figure is not None and figure not in FIGURES:
+        raise RecipeError(f"{path}: [artifact] figure {figure!r}: choose from {', '.join(FIGURES)}")
+    if figure is not None and not metrics:
+        raise RecipeError(f"{path}: [artifact] a figure needs metrics (its first is plotted)")
+    if figure == "per_tag" and not real.groups:
+        raise RecipeError(f"{path}: figure per_tag needs [groups] (group = [tags])")
     return Recipe(name=name, title=str(artifact.get("title", name)), metrics=list(metrics),
                   rows=rows, real=real, demo=demo, demo_note=note, path=path,
-                  reference=reference)
+                  reference=reference, figure=figure)
 
 
 def shipped() -> dict[str, Recipe]:
@@ -468,3 +486,63 @@ def dry_run_table(planned: Sequence[PlannedRun]) -> str:
                     tablefmt="github", disable_numparse=True)
     return (text + f"\n\n{len(planned)} run(s): {counts['done']} done, {counts['partial']} "
             f"partial, {counts['to do']} to do\n")
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _row_records(results: Sequence[RowResult], results_dir: Path) -> dict[str, list]:
+    from .storage import load_records
+
+    records = {r.run_id: r for r in load_records(results_dir)}
+    return {res.row.label: [records[i] for i in res.run_ids if i in records] for res in results}
+
+
+def _per_label_means(records: Sequence, metric: str) -> dict[str, float | None]:
+    values: dict[str, list[float]] = {}
+    for r in records:
+        entry = r.test.get(metric)
+        for item in (entry.per_label or []) if entry is not None else []:
+            v = item.get("value")
+            values.setdefault(str(item.get("label")), [])
+            if v is not None:
+                values[str(item.get("label"))].append(float(v))
+    return {k: (float(np.mean(v)) if v else None) for k, v in values.items()}
+
+
+def draw(recipe: Recipe, results: Sequence[RowResult], results_dir: Path, demo: bool) -> list[Path]:
+    """The recipe's figure (if it declares one) and the learning curves of all its runs, as PNG
+    and PDF under ``<results>/figures/``; a demo's file names and titles say ``demo``."""
+    from . import plots
+
+    rows = _row_records(results, results_dir)
+    stem = Path(results_dir) / "figures" / (recipe.name + ("-demo" if demo else ""))
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    title = recipe.title + (" — DEMO on synthetic stand-ins, not the paper's data" if demo else "")
+    files: list[Path] = []
+    metric = recipe.metrics[0] if recipe.metrics else None
+    if recipe.figure == "scan_ablation":
+        ours = {}
+        for res in results:
+            stats = _stats(rows[res.row.label], metric)
+            if stats is not None:
+                ours[res.row.label] = stats
+        paper = {res.row.label: res.row.paper[metric] for res in results if metric in res.row.paper}
+        files += plots.plot_scan_ablation(ours, paper, stem, title).files
+    elif recipe.figure == "per_tag":
+        per_tag = {label: _per_label_means(recs, metric) for label, recs in rows.items() if recs}
+        files += plots.plot_per_tag(per_tag, recipe.setting(demo).groups, stem, title).files
+    histories = {f"{label} [{r.run_id}]": [h.model_dump() for h in r.history]
+                 for label, recs in rows.items() for r in recs if r.history}
+    if histories:
+        files += plots.plot_learning_curves(histories, stem.with_name(stem.name + "-learning-curves"),
+                                            title).files
+    return files
+
+
+def _stats(records: Sequence, metric: str) -> tuple[float, float | None] | None:
+    values = [float(r.test[metric].value) for r in records
+              if metric in r.test and r.test[metric].value is not None]
+    if not values:
+        return None
+    return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)

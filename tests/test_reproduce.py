@@ -205,3 +205,88 @@ def test_list_and_add_model(tmp_path):
     recipe.write_text(TINY.split("[[rows]]")[0] + "[[rows]]" + TINY.split("[[rows]]")[1])
     result = _reproduce(tmp_path, str(recipe), "--add-model", "fcn_missing")
     assert result.exit_code != 0 and "fcn_missing" in result.output
+
+
+FIGURES = """
+[artifact]
+name = "tinyfig"
+title = "Tiny scan subsets"
+reference = "all"
+metrics = ["roc_auc"]
+figure = "scan_ablation"
+
+[datasets]
+main = "synthetic"
+
+[dataset_params.main]
+n_clips = 30
+seconds = 2.0
+
+[training]
+max_epochs = 1
+batch_size = 6
+
+[[rows]]
+label = "Ar"
+model = "crnn_tf"
+on = "main"
+options = { scans = "Ar" }
+paper = { roc_auc = 0.8119 }
+
+[[rows]]
+label = "all"
+model = "crnn_tf"
+on = "main"
+paper = { roc_auc = 0.9078 }
+"""
+
+
+def test_scan_ablation_figure_plots_the_rows_records(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "fig.toml"
+    path.write_text(FIGURES)
+    result = _reproduce(tmp_path, str(path))
+    assert result.exit_code == 0, result.output
+    figures = tmp_path / "results" / "figures"
+    for name in ("tinyfig.png", "tinyfig.pdf", "tinyfig-learning-curves.png"):
+        assert (figures / name).stat().st_size > 0, name
+    runs = {tuple(json.loads(p.read_text())["identity"]["model"]["options"]["scans"]):
+            json.loads(p.read_text()) for p in (tmp_path / "results" / "runs" / "synthetic").glob("*.json")}
+    assert set(runs) == {("Ar",), ("Ar", "Ac", "Br", "Bc", "Cr", "Cc", "Dr", "Dc")}
+
+    from mcbench.reproduce import RowResult, draw, parse_recipe
+
+    recipe = parse_recipe(FIGURES, "fig.toml")
+    by_label = {"Ar": runs[("Ar",)], "all": runs[("Ar", "Ac", "Br", "Bc", "Cr", "Cc", "Dr", "Dc")]}
+    results = [RowResult(row, [by_label[row.label]["run_id"]], []) for row in recipe.rows]
+    import mcbench.plots as plots
+
+    drawn = {}
+    original = plots.plot_scan_ablation
+
+    def spy(ours, paper, stem, title, **kw):
+        drawn.update(ours=dict(ours), paper=dict(paper), title=title)
+        return original(ours, paper, stem, title, **kw)
+
+    plots.plot_scan_ablation = spy
+    try:
+        draw(recipe, results, tmp_path / "results", demo=True)
+    finally:
+        plots.plot_scan_ablation = original
+    assert drawn["ours"] == {k: (v["test"]["roc_auc"]["value"], None) for k, v in by_label.items()}
+    assert drawn["paper"] == {"Ar": 0.8119, "all": 0.9078}
+    assert "DEMO" in drawn["title"]
+
+
+def test_per_tag_figure_needs_groups_and_draws_them(tmp_path):
+    pytest.importorskip("matplotlib")
+    text = (FIGURES.replace('figure = "scan_ablation"', 'figure = "per_tag"')
+            .replace('reference = "all"', 'reference = "all"'))
+    with pytest.raises(RecipeError, match="needs \\[groups\\]"):
+        parse_recipe(text, "x.toml")
+    text += '\n[groups]\nspectral = ["low", "high"]\ntemporal = ["slow", "fast", "rising"]\n'
+    path = tmp_path / "tags.toml"
+    path.write_text(text)
+    result = _reproduce(tmp_path, str(path))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "results" / "figures" / "tinyfig.png").stat().st_size > 0
