@@ -185,7 +185,17 @@ class EmbedRequest:
     batch_size: int | None = None
     workers: int | None = None
     progress: bool = True
+    #: Instead of the model's embeddings, the run's input features averaged over time (the
+    #: "raw features" panel of Fig. 7 of the paper: a 96-d time-averaged log-mel per clip).
+    input_features: bool = False
     echo: Callable[[str], None] = print
+
+
+def time_averaged(x: np.ndarray) -> np.ndarray:
+    """``(N, C, F, T)`` or ``(N, C, T)`` features → ``(N, C·F)`` or ``(N, C)``: the mean over the
+    last (time) axis, one clip at a time (``x`` may be a memory map)."""
+    return np.stack([np.asarray(clip, dtype=np.float64).mean(axis=-1).reshape(-1)
+                     for clip in x]).astype(np.float32) if len(x) else np.zeros((0, 0), np.float32)
 
 
 @dataclass
@@ -345,7 +355,8 @@ def embed_run(registry: Any, req: EmbedRequest) -> EmbedResult:
     if len(feats) == 0:
         raise OptionError(f"no clip of split {req.split!r} of {spec.name} could be decoded")
 
-    emb = np.asarray(learner.embed(feats), dtype=np.float32)
+    emb = (time_averaged(feats.x) if req.input_features
+           else np.asarray(learner.embed(feats), dtype=np.float32))
     if emb.ndim != 2 or emb.shape[0] != len(feats):
         raise EmbeddingError(f"model {mspec.name}: embed() returned shape {emb.shape} for "
                              f"{len(feats)} clips; expected (clips, dims)")

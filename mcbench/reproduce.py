@@ -7,7 +7,8 @@ PATH.toml`` runs a user's own) declares:
   and the ``reference`` row (its label) every other row is tested against on the first metric
   (:mod:`mcbench.compare`), and optionally the ``figure`` drawn from the rows' records
   (``scan_ablation``: Fig. 5, one bar per row; ``per_tag``: Fig. 6, per-tag values of the first
-  metric for the tags of ``[groups]``, or ``[demo.groups]`` under ``--demo``);
+  metric for the tags of ``[groups]``, or ``[demo.groups]`` under ``--demo``; ``tsne``: Fig. 7,
+  a t-SNE panel per row of the test clips' embeddings, see ``embedding`` below);
 * ``[datasets]``: the dataset of each *role* (``main``; for a transfer, ``source`` and
   ``target``), ``[protocols]`` a protocol per role, ``[dataset_params.<role>]`` parameters and
   ``[training]`` training settings (default: the paper's protocol);
@@ -43,12 +44,13 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 RECIPE_PACKAGE = "mcbench.recipes"
-_ROW_KEYS = {"label", "model", "variant", "options", "on", "init_from", "transfer", "paper"}
+_ROW_KEYS = {"label", "model", "variant", "options", "on", "init_from", "transfer", "paper",
+             "embedding"}
 _TOP_KEYS = {"artifact", "datasets", "protocols", "dataset_params", "training", "demo", "rows",
              "groups"}
 _MODE_KEYS = {"datasets", "protocols", "dataset_params", "training", "groups"}
 #: The figures a recipe may draw (``[artifact] figure``), each a function of :mod:`mcbench.plots`.
-FIGURES = ("scan_ablation", "per_tag")
+FIGURES = ("scan_ablation", "per_tag", "tsne")
 
 
 class RecipeError(OptionError):
@@ -65,6 +67,9 @@ class RecipeRow:
     init_from: str | None = None
     transfer: str | None = None
     paper: dict[str, float] = field(default_factory=dict)
+    #: Fig. 7: ``model`` (the input of its output layer) or ``input`` (its run's input features
+    #: averaged over time).
+    embedding: str = "model"
 
 
 @dataclass(frozen=True)
@@ -170,7 +175,10 @@ def parse_recipe(text: str, path: str) -> Recipe:
         rows.append(RecipeRow(label=raw["label"], model=raw["model"], on=raw["on"],
                               variant=raw.get("variant"), options=dict(raw.get("options", {})),
                               init_from=raw.get("init_from"), transfer=raw.get("transfer"),
-                              paper={k: float(v) for k, v in paper.items()}))
+                              paper={k: float(v) for k, v in paper.items()},
+                              embedding=str(raw.get("embedding", "model"))))
+        if rows[-1].embedding not in ("model", "input"):
+            raise RecipeError(f"{where}: embedding must be 'model' or 'input'")
     if not rows:
         raise RecipeError(f"{path}: no [[rows]]; a recipe needs at least one row")
     reference = artifact.get("reference")
@@ -510,7 +518,8 @@ def _per_label_means(records: Sequence, metric: str) -> dict[str, float | None]:
     return {k: (float(np.mean(v)) if v else None) for k, v in values.items()}
 
 
-def draw(recipe: Recipe, results: Sequence[RowResult], results_dir: Path, demo: bool) -> list[Path]:
+def draw(recipe: Recipe, results: Sequence[RowResult], results_dir: Path, demo: bool,
+         registry=None, req: ReproduceRequest | None = None) -> list[Path]:
     """The recipe's figure (if it declares one) and the learning curves of all its runs, as PNG
     and PDF under ``<results>/figures/``; a demo's file names and titles say ``demo``."""
     from . import plots
@@ -532,6 +541,10 @@ def draw(recipe: Recipe, results: Sequence[RowResult], results_dir: Path, demo: 
     elif recipe.figure == "per_tag":
         per_tag = {label: _per_label_means(recs, metric) for label, recs in rows.items() if recs}
         files += plots.plot_per_tag(per_tag, recipe.setting(demo).groups, stem, title).files
+    elif recipe.figure == "tsne":
+        panels, names = _embeddings(registry, req, results)
+        if panels:
+            files += plots.plot_tsne(panels, names, stem, title).files
     histories = {f"{label} [{r.run_id}]": [h.model_dump() for h in r.history]
                  for label, recs in rows.items() for r in recs if r.history}
     if histories:
@@ -546,3 +559,29 @@ def _stats(records: Sequence, metric: str) -> tuple[float, float | None] | None:
     if not values:
         return None
     return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
+
+
+def _embeddings(registry, req: ReproduceRequest, results: Sequence[RowResult]):
+    """Fig. 7's panels: per row, the test clips' embeddings of its first run (seed 0 or the
+    first fold), computed by :func:`mcbench.embed.embed_run`, and their labels."""
+    from .embed import EmbedRequest, embed_run
+    from .runner import default_results_dir
+
+    setting = req.recipe.setting(req.demo)
+    panels, names = {}, []
+    for res in results:
+        if not res.run_ids:
+            continue
+        dataset = setting.datasets[res.row.on]
+        out = embed_run(registry, EmbedRequest(
+            res.run_ids[0], dataset, "test", root=req.roots.get(dataset), data_dir=req.data_dir,
+            results_dir=req.results_dir, cache_dir=req.cache_dir,
+            dataset_params=dict(setting.dataset_params.get(res.row.on, {})),
+            output=Path(req.results_dir or default_results_dir()) / "embeddings"
+            / f"{req.recipe.name}-{res.run_ids[0]}-{res.row.embedding}.npz",
+            workers=req.workers, progress=req.progress, input_features=res.row.embedding == "input",
+            echo=req.echo))
+        labels = np.asarray(out.labels)
+        panels[res.row.label] = (out.embeddings, labels if labels.ndim == 1 else labels.argmax(1))
+        names = out.label_names
+    return panels, names

@@ -290,3 +290,50 @@ def test_per_tag_figure_needs_groups_and_draws_them(tmp_path):
     result = _reproduce(tmp_path, str(path))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "results" / "figures" / "tinyfig.png").stat().st_size > 0
+
+
+TSNE = """
+[artifact]
+name = "tinytsne"
+metrics = ["accuracy"]
+figure = "tsne"
+
+[datasets]
+main = "synthetic_genres"
+
+[dataset_params.main]
+n_per_genre = 6
+seconds = 2.0
+
+[training]
+max_epochs = 1
+batch_size = 6
+
+[[rows]]
+label = "Raw features"
+model = "crnn_tf"
+on = "main"
+embedding = "input"
+
+[[rows]]
+label = "CRNN-TF"
+model = "crnn_tf"
+on = "main"
+"""
+
+
+def test_tsne_figure_embeds_the_test_clips_of_each_row(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "tsne.toml"
+    path.write_text(TSNE)
+    result = _reproduce(tmp_path, str(path))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "results" / "figures" / "tinytsne.png").stat().st_size > 0
+    import numpy as np
+
+    files = sorted((tmp_path / "results" / "embeddings").glob("tinytsne-*.npz"))
+    assert len(files) == 2  # both rows are one run: its embeddings and its input features
+    data = {f.stem.rsplit("-", 1)[1]: np.load(f, allow_pickle=False) for f in files}
+    assert data["model"]["embeddings"].shape[1] == 256  # eq. (1): 8 scans x 32 units
+    assert data["input"]["embeddings"].shape[1] == 96  # one value per mel band
+    assert list(data["model"]["clip_ids"]) == list(data["input"]["clip_ids"])
