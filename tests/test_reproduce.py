@@ -194,7 +194,7 @@ def test_recipe_mistakes_name_the_file_and_the_entry(change, message):
 
 
 def test_unknown_artifact_lists_the_shipped_ones():
-    with pytest.raises(RecipeError, match="shipped: table1, table2, table3"):
+    with pytest.raises(RecipeError, match="shipped: fig5, fig6, fig7, table1, table2, table3"):
         load("table9")
 
 
@@ -337,3 +337,25 @@ def test_tsne_figure_embeds_the_test_clips_of_each_row(tmp_path):
     assert data["model"]["embeddings"].shape[1] == 256  # eq. (1): 8 scans x 32 units
     assert data["input"]["embeddings"].shape[1] == 96  # one value per mel band
     assert list(data["model"]["clip_ids"]) == list(data["input"]["clip_ids"])
+
+
+def test_report_shows_every_reproduced_artifact(tmp_path):
+    pytest.importorskip("matplotlib")
+    empty = CliRunner().invoke(main, ["report", "--results-dir", str(tmp_path / "results")])
+    assert empty.exit_code == 0 and "no artifact reproduced yet" in empty.output
+    (tmp_path / "demo.toml").write_text(DEMO)
+    (tmp_path / "fig.toml").write_text(FIGURES)
+    assert _reproduce(tmp_path, str(tmp_path / "demo.toml"), "--demo").exit_code == 0
+    assert _reproduce(tmp_path, str(tmp_path / "fig.toml")).exit_code == 0
+    result = CliRunner().invoke(main, ["report", "--results-dir", str(tmp_path / "results")])
+    assert result.exit_code == 0, result.output
+    assert "(2 artifact(s))" in result.output
+    md = (tmp_path / "results" / "report.md").read_text()
+    page = (tmp_path / "results" / "report.html").read_text()
+    assert "| tinydemo | DEMO: synthetic stand-ins | 2 |" in md
+    assert "| tinyfig | the paper's data | 2 |" in md
+    assert "## tinydemo (DEMO: synthetic stand-ins" in md and "| MFCC + SVM " in md
+    assert "git commit(s)" in md and "data synthetic_genres: " in md
+    # Fig. 5 and the learning curves of both artifacts, embedded
+    assert page.count("data:image/png;base64,") == 3
+    assert "<th>Method</th>" in page and "tinyfig" in page
