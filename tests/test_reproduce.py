@@ -55,6 +55,15 @@ paper = { accuracy = 0.724 }
 """
 
 
+def _reproduce_text(ws: Path, text: str, name: str, *args: str):
+    """Write a recipe into ``ws`` and reproduce it; the command must succeed."""
+    path = ws / name
+    path.write_text(text)
+    result = _reproduce(ws, str(path), *args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def _reproduce(ws: Path, *args: str):
     return CliRunner().invoke(main, ["reproduce", *args, "--data-dir", str(ws / "data"),
                                      "--results-dir", str(ws / "results"), "--device", "cpu",
@@ -243,10 +252,7 @@ paper = { roc_auc = 0.9078 }
 
 def test_scan_ablation_figure_plots_the_rows_records(tmp_path):
     pytest.importorskip("matplotlib")
-    path = tmp_path / "fig.toml"
-    path.write_text(FIGURES)
-    result = _reproduce(tmp_path, str(path))
-    assert result.exit_code == 0, result.output
+    _reproduce_text(tmp_path, FIGURES, "fig.toml")
     figures = tmp_path / "results" / "figures"
     for name in ("tinyfig.png", "tinyfig.pdf", "tinyfig-learning-curves.png"):
         assert (figures / name).stat().st_size > 0, name
@@ -324,10 +330,7 @@ on = "main"
 
 def test_tsne_figure_embeds_the_test_clips_of_each_row(tmp_path):
     pytest.importorskip("matplotlib")
-    path = tmp_path / "tsne.toml"
-    path.write_text(TSNE)
-    result = _reproduce(tmp_path, str(path))
-    assert result.exit_code == 0, result.output
+    _reproduce_text(tmp_path, TSNE, "tsne.toml")
     assert (tmp_path / "results" / "figures" / "tinytsne.png").stat().st_size > 0
     import numpy as np
 
