@@ -139,6 +139,19 @@ def main(ctx: click.Context, plugin_dirs: tuple[Path, ...]) -> None:
 # --------------------------------------------------------------------------- listing
 
 
+def _with_backends(reg: Registry, kind: str, names: list[str]) -> list[str]:
+    """Model names with their backends, ``crnn_tf (torch, keras)``; other kinds as they are."""
+    if kind != "model":
+        return names
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name} ({', '.join(reg.model(name).backends)})")
+        except PluginError:  # a conflict, reported below
+            out.append(name)
+    return out
+
+
 @main.group(invoke_without_command=True)
 @pass_ctx
 @click.pass_context
@@ -149,7 +162,8 @@ def plugins(click_ctx: click.Context, ctx: Context) -> None:
     reg = ctx.registry
     for p in reg.plugins:
         if p.ok:
-            provides = "; ".join(f"{k}s: {', '.join(v)}" for k, v in p.provides.items()) or "nothing"
+            provides = "; ".join(f"{k}s: {', '.join(_with_backends(reg, k, v))}"
+                                 for k, v in p.provides.items()) or "nothing"
             click.echo(f"{click.style('ok', fg='green')}     {p.name:<18} {provides}")
             click.echo(f"       {'':<18} from {p.origin}")
         else:
@@ -212,11 +226,15 @@ def models(ctx: Context, name: str | None) -> None:
             _fail(str(exc))
     for m in specs:
         click.echo(f"{click.style(m.name, bold=True)}: {m.summary}")
-        click.echo(f"    tasks: {', '.join(m.tasks)} · backend: {m.backend}"
+        click.echo(f"    tasks: {', '.join(m.tasks)} · backends: {', '.join(m.backends)}"
                    + (f" · source: {m.source}" if m.source else ""))
         for v, desc in m.variants.items():
             mark = " (default)" if v == m.default_variant else ""
-            click.echo(f"    variant {v}{mark}: {desc} [input: {m.frontend(v)}]")
+            click.echo(f"    variant {v}{mark}: {desc} [input: {m.frontend(v)}; "
+                       f"backends: {', '.join(m.backends_of(v))}]")
+        for b, build in m.builds.items():
+            for option, allowed in build.choices.items():
+                click.echo(f"    {b} build: {option} {' or '.join(map(str, allowed))} only")
         if name is not None:
             click.echo("    options (--param " + m.name + ".NAME=VALUE):" if m.options
                        else "    options: none")
@@ -346,6 +364,10 @@ Examples:
 @click.option("--no-standardize", is_flag=True,
               help="Feed raw dB features (default: standardise with the training split's mean/std).")
 @click.option("--variant", "variants", multiple=True, help="MODEL=VARIANT, repeatable.")
+@click.option("--backend", default=None, metavar="torch|keras",
+              help="Which build of each model to train: torch or keras (`mcbench models` lists "
+                   "each model's backends; keras needs the tensorflow extra). Default: torch, or "
+                   "a model's own backend when it has no torch build.")
 @click.option("--param", "params", multiple=True,
               help="MODEL.KEY=VALUE model option, repeatable (`mcbench models NAME` lists them).")
 @click.option("--dataset-param", "dataset_params", multiple=True,
@@ -376,7 +398,7 @@ Examples:
 def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, first_seed, protocol,
         folds, training_protocol, epochs, batch_size, patience, precision, no_standardize,
         variants, params, dataset_params, device, select_metric, workers, restart, init_from,
-        transfer, freeze, no_progress, fmt) -> None:
+        transfer, freeze, no_progress, fmt, backend=None) -> None:
     """Train and evaluate models on a dataset, then print the comparison table.
 
     A run is identified by its data (clip ids and the computed features), the model with every
@@ -415,6 +437,7 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
         dataset_params=_parse_assignments(dataset_params, "--dataset-param", scoped=False),
         device=device, select_metric=select_metric, workers=workers, progress=not no_progress,
         restart=restart, init_from=init_from, transfer=transfer, freeze=freeze, echo=click.echo,
+        backend=backend,
     )
     try:
         outcomes = run_experiments(reg, req)

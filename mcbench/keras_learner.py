@@ -118,6 +118,7 @@ def load_keras():
                 text = captured.read().decode("utf-8", "replace")
             raise ImportError(
                 f"the Keras backend needs TensorFlow >= 2.16 with Keras 3: {exc}. Install it with "
+                f"pip install -c constraints.txt -e \".[tensorflow]\" (from the mcbench checkout) or "
                 f"pip install 'mcbench[tensorflow]'." + (f"\nTensorFlow said:\n{text}" if text else "")
             ) from exc
     if int(keras.__version__.split(".")[0]) < 3:

@@ -97,6 +97,9 @@ class RunRequest:
     init_from: str | None = None
     transfer: str | None = None
     freeze: str | list[str] | None = None
+    #: The backend to build every model with (``--backend``; ``None``: each model's default,
+    #: torch where it has a torch build). Part of each run's identity.
+    backend: str | None = None
     echo: Callable[[str], None] = print
 
 
@@ -237,16 +240,34 @@ def check_device(device: str) -> None:
 def _model_plans(req: RunRequest, spec: DatasetSpec, mspec: ModelSpec,
                  protocol: str, folds: list[int | None], data_params: dict[str, Any],
                  selector: str, source: TransferSource | None) -> list[RunPlan]:
-    variant = req.variants.get(mspec.name, mspec.default_variant)
+    variant = req.variants.get(mspec.name, mspec.default_variant_for(req.backend))
     options = mspec.resolve_options(variant, req.model_params.get(mspec.name, {}))
+    backend = mspec.check_backend(req.backend, variant, options)
+    check_backend_installed(backend)
     training = resolve_training(
         req.training_protocol, spec.train_defaults, spec.model_train_defaults.get(mspec.name, {}),
         req.training, req.model_training.get(mspec.name, {}), owner=f"training of {mspec.name}")
-    return [RunPlan(model=mspec.name, variant=variant, backend=mspec.backend, options=options,
+    return [RunPlan(model=mspec.name, variant=variant, backend=backend, options=options,
                     frontend=mspec.frontend(variant), dataset=spec.name, task=spec.task,
                     protocol=protocol, fold=fold, data_params=data_params, training=training,
                     select_metric=selector, seed=seed, transfer=source)
             for fold in folds for seed in req.seeds]
+
+
+#: How to install what a backend needs, when it is missing (backend -> (modules, install line)).
+BACKEND_INSTALLS = {"keras": (("tensorflow", "keras"), 'pip install -c constraints.txt -e ".[tensorflow]"')}
+
+
+def check_backend_installed(backend: str) -> None:
+    """:class:`OptionError` saying how to install a backend's libraries when they are missing
+    (looked up without importing them)."""
+    import importlib.util
+
+    modules, install = BACKEND_INSTALLS.get(backend, ((), ""))
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise OptionError(f"--backend {backend} needs {' and '.join(missing)}, which is not "
+                          f"installed; install it with {install} (from the mcbench checkout)")
 
 
 def _transfer_source(registry: Registry, req: RunRequest, spec: DatasetSpec, mspec: ModelSpec,
@@ -297,6 +318,9 @@ def plan_runs(registry: Registry, req: RunRequest) -> tuple[list[RunPlan], list[
         if spec.task not in mspec.tasks:
             unsupported.append(name)
             continue
+        if choice is not None and (req.backend or mspec.backend) != "torch":
+            raise OptionError(f"--init-from: the {req.backend} backend of model {mspec.name} "
+                              "cannot start from another run's weights; use --backend torch")
         source = _transfer_source(registry, req, spec, mspec, choice)
         plans.extend(_model_plans(req, spec, mspec, protocol, folds, data_params, selector,
                                   source))
@@ -466,8 +490,12 @@ def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: 
         # The initial weights depend on the run's seed only, not on what ran before in this
         # process: `--models all` and one model at a time give the same run the same record.
         seed_everything(plan.seed)
+        if plan.backend == "keras":
+            from .keras_learner import seed_keras
+
+            seed_keras(plan.seed)
         built = mspec.create(feats["train"].x.shape[1:], len(labels), task=plan.task,
-                             variant=plan.variant, **plan.options)
+                             variant=plan.variant, backend=plan.backend, **plan.options)
         learner = as_learner(built, plan.task)
         transferred = None
         if plan.transfer is not None:

@@ -553,19 +553,41 @@ class Learner(Protocol):
     def load(self, path: Path) -> None: ...
 
 
+@dataclass(frozen=True)
+class Build:
+    """One backend's build of a model (an entry of ``ModelSpec.builds``).
+
+    ``build`` is called as ``ModelSpec.build`` is. ``variants`` lists the variants this build
+    offers (empty: every variant of the model); ``choices`` limits option values (option name ->
+    the values this build takes). Both are checked when a run is planned, before any work.
+    """
+
+    build: Callable[..., Any]
+    variants: tuple[str, ...] = ()
+    choices: Mapping[str, tuple] = field(default_factory=dict)
+
+
 @dataclass
 class ModelSpec:
     """A model plugin.
 
     ``build(input_shape, n_outputs, *, task, variant, **params)`` returns a ``torch.nn.Module``
-    producing logits ``(B, n_outputs)`` or a :class:`Learner`. ``input_shape`` excludes the batch
-    axis: ``(1, 96, T)`` for log-mel, ``(1, S)`` for waveforms. Import heavy libraries inside
-    ``build``, never at module level.
+    producing logits ``(B, n_outputs)``, a ``keras.Model`` producing logits (backend
+    ``"keras"``), or a :class:`Learner`. ``input_shape`` excludes the batch axis: ``(1, 96, T)``
+    for log-mel, ``(1, S)`` for waveforms. Import heavy libraries inside ``build``, never at
+    module level.
+
+    A model gives either one ``build`` (with its ``backend``) or one build per backend in
+    ``builds`` (backend name -> a build function, or a :class:`Build` naming the variants and
+    option values that backend offers); ``backends`` is derived from that, and ``backend`` is
+    the default one (``torch`` when offered, else the first listed). A run on a backend whose
+    build does not offer the default variant gets that build's first variant unless one is
+    named (:meth:`default_variant_for`).
     """
 
     name: str
     summary: str
-    build: Callable[..., Any]
+    build: Callable[..., Any] | None = None
     tasks: tuple[str, ...] = TASKS
     #: variant name -> one-line description; the first key is the default unless named below.
     variants: Mapping[str, str] = field(default_factory=lambda: {"default": ""})
@@ -577,11 +599,34 @@ class ModelSpec:
     #: The keyword options of ``build``, typed (name -> :class:`Option`).
     options: Mapping[str, Option] = field(default_factory=dict)
     #: What ``build`` returns: ``"torch"`` (an ``nn.Module`` producing logits, trained by the
-    #: harness's torch learner) or the name of the library behind the :class:`Learner` it
-    #: returns (e.g. ``"sklearn"``). Part of a run's identity.
-    backend: str = "torch"
+    #: harness's torch learner), ``"keras"`` (a ``keras.Model`` producing logits, trained by
+    #: the harness's Keras learner) or the name of the library behind the :class:`Learner` it
+    #: returns (e.g. ``"sklearn"``). Part of a run's identity. With ``builds``: the default
+    #: backend (``None``: ``torch`` when offered, else the first of ``builds``).
+    backend: str | None = None
+    #: One build per backend (backend name -> build function or :class:`Build`), instead of
+    #: ``build``; ``--backend NAME`` chooses one.
+    builds: Mapping[str, Callable[..., Any] | Build] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.build is not None and self.builds:
+            raise PluginError(f"model {self.name!r}: give either build (with backend) or builds "
+                              "(backend -> build), not both")
+        if self.build is None and not self.builds:
+            raise PluginError(f"model {self.name!r}: no build; give build=... or "
+                              "builds={'torch': ..., 'keras': ...}")
+        if self.build is not None:
+            self.builds = {self.backend or "torch": self.build}
+        self.builds = {b: f if isinstance(f, Build) else Build(f) for b, f in self.builds.items()}
+        bad = [b for b, f in self.builds.items() if not callable(f.build)]
+        if bad:
+            raise PluginError(f"model {self.name!r}: the build of backend(s) {bad} is not callable")
+        if self.backend is None:
+            self.backend = "torch" if "torch" in self.builds else next(iter(self.builds))
+        if self.backend not in self.builds:
+            raise PluginError(f"model {self.name!r}: default backend {self.backend!r} is not "
+                              f"among its builds {list(self.builds)}")
+        self.build = self.builds[self.backend].build
         if not self.variants:
             raise PluginError(f"model {self.name!r} declares no variants")
         if not self.default_variant:
@@ -599,6 +644,57 @@ class ModelSpec:
                          - set(self.variants))
         if unknown:
             raise PluginError(f"model {self.name!r}: options name unknown variant(s) {unknown}")
+        for backend, b in self.builds.items():
+            where = f"model {self.name!r}, backend {backend!r}"
+            if set(b.variants) - set(self.variants):
+                raise PluginError(f"{where}: unknown variant(s) "
+                                  f"{sorted(set(b.variants) - set(self.variants))}")
+            if set(b.choices) - set(self.options):
+                raise PluginError(f"{where}: choices for unknown option(s) "
+                                  f"{sorted(set(b.choices) - set(self.options))}")
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        """The backends this model has a build for (``--backend`` chooses one)."""
+        return tuple(self.builds)
+
+    def backends_of(self, variant: str | None = None) -> tuple[str, ...]:
+        """The backends whose build offers ``variant`` (default: the default variant)."""
+        variant = variant or self.default_variant
+        return tuple(b for b, f in self.builds.items() if not f.variants or variant in f.variants)
+
+    def default_variant_for(self, backend: str | None = None) -> str:
+        """The variant a run gets when none is named: the model's default, unless the backend's
+        build does not offer it; then the first variant that build offers."""
+        build = self.builds.get(backend or self.backend)
+        if build is None or not build.variants or self.default_variant in build.variants:
+            return self.default_variant
+        return build.variants[0]
+
+    def check_backend(self, backend: str | None, variant: str | None,
+                      options: Mapping[str, Any]) -> str:
+        """The backend to build with (``None``: the default one), checked against the builds,
+        the variant and the resolved ``options``; else :class:`OptionError` saying what the
+        model offers."""
+        backend = backend or self.backend
+        variant = variant or self.default_variant
+        if backend not in self.builds:
+            raise OptionError(f"model {self.name!r} has no {backend} build; its backend(s): "
+                              f"{', '.join(self.backends)} (choose with --backend)")
+        b = self.builds[backend]
+        if b.variants and variant not in b.variants:
+            others = self.backends_of(variant)
+            raise OptionError(
+                f"model {self.name!r}: variant {variant!r} has no {backend} build; the {backend} "
+                f"build offers variant(s) {', '.join(b.variants)}"
+                + (f", and {variant!r} runs on {', '.join(others)}" if others else ""))
+        for name, allowed in b.choices.items():
+            if name in options and options[name] not in allowed:
+                raise OptionError(
+                    f"model {self.name!r}: option {name}={options[name]!r} has no {backend} "
+                    f"build; the {backend} build takes {name} "
+                    f"{' or '.join(repr(a) for a in allowed)}")
+        return backend
 
     def resolve_options(self, variant: str | None, given: Mapping[str, Any]) -> dict[str, Any]:
         """Every option of ``build`` that applies to ``variant``, parsed, defaults filled in.
@@ -613,9 +709,10 @@ class ModelSpec:
         return resolve_options(self.options, given, owner=f"model {self.name!r}", variant=variant)
 
     def create(self, input_shape: Sequence[int], n_outputs: int, *, task: str,
-               variant: str | None = None, **params: Any) -> Any:
-        """Check the task, variant and options against this spec, then call ``build`` with every
-        option that applies (defaults filled in, values typed).
+               variant: str | None = None, backend: str | None = None, **params: Any) -> Any:
+        """Check the task, variant, backend and options against this spec, then call the
+        backend's build (``None``: the default backend's) with every option that applies
+        (defaults filled in, values typed).
 
         The harness always builds through here, so a plugin's ``build`` need not repeat these
         checks. Unknown options and wrongly typed values raise :class:`OptionError`.
@@ -625,7 +722,8 @@ class ModelSpec:
             raise ValueError(f"model {self.name!r}: unknown task {task!r} for this model; "
                              f"it supports {list(self.tasks)}")
         resolved = self.resolve_options(variant, params)
-        return self.build(tuple(input_shape), n_outputs, task=task, variant=variant, **resolved)
+        build = self.builds[self.check_backend(backend, variant, resolved)].build
+        return build(tuple(input_shape), n_outputs, task=task, variant=variant, **resolved)
 
     def frontend(self, variant: str | None = None) -> str:
         variant = variant or self.default_variant

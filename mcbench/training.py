@@ -464,9 +464,14 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
 
 
 def as_learner(built, task: str):
-    """A plugin's ``build`` result as a learner: ``nn.Module`` → :class:`TorchLearner`."""
+    """A plugin's ``build`` result as a learner: ``nn.Module`` → :class:`TorchLearner`,
+    ``keras.Model`` → :class:`mcbench.keras_learner.KerasLearner`."""
     if isinstance(built, nn.Module):
         return TorchLearner(built, task)
+    from .keras_learner import KerasLearner, is_keras_model
+
+    if is_keras_model(built):
+        return KerasLearner(built, task)
     missing = [m for m in ("fit", "predict", "save", "load") if not callable(getattr(built, m, None))]
     if missing:
         raise TypeError(

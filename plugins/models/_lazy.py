@@ -27,3 +27,22 @@ def lazy_build(target: str) -> Callable[..., Any]:
 
     build.__doc__ = f"``ModelSpec.build``: ``{target}`` (imported on first use), logits ``(B, n_outputs)``."
     return build
+
+
+def lazy_keras_build(target: str) -> Callable[..., Any]:
+    """A ``build`` for the Keras backend: imports TensorFlow quietly
+    (:func:`mcbench.keras_learner.load_keras`, which says how to install it when it is missing),
+    then calls ``"module:function"`` of ``keras_impl`` like :func:`lazy_build`; returns a
+    ``keras.Model`` producing logits."""
+    torch_build = lazy_build(target)
+
+    def build(input_shape: Sequence[int], n_outputs: int, *, task: str | None = None,
+              variant: str | None = None, **params: Any) -> Any:
+        from mcbench.keras_learner import load_keras
+
+        load_keras()
+        return torch_build(input_shape, n_outputs, task=task, variant=variant, **params)
+
+    build.__doc__ = (f"``ModelSpec.build`` (Keras): ``{target}`` (imported on first use), logits "
+                     "``(B, n_outputs)``.")
+    return build

@@ -7,17 +7,19 @@ built, so listing plugins stays cheap.
 from __future__ import annotations
 
 from mcbench import hookimpl
-from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec, Option
+from mcbench.specs import MULTICLASS, MULTILABEL, Build, ModelSpec, Option
 
-from ._lazy import lazy_build
+from ._lazy import lazy_build, lazy_keras_build
 
 build = lazy_build("mcbench_plugins.models.impl.crnn:build_crnn")
+# The Keras build (keras_impl/, the authors' Keras models) imports TensorFlow on first use only.
+keras_build = lazy_keras_build("mcbench_plugins.models.keras_impl.crnn:build_keras_crnn")
 
 
 SPEC = ModelSpec(
     name="crnn",
     summary="4-layer 2-D CNN pooled to one frequency row, then two GRU(32) layers",
-    build=build,
+    builds={"torch": build, "keras": Build(keras_build, variants=("wang2019",))},
     tasks=(MULTILABEL, MULTICLASS),
     variants={
         "original": "Choi's reference: time padded to a multiple of 96, input BN per mel bin, ELU, floor pools, dropout 0.1",

@@ -7,21 +7,23 @@ built, so listing plugins stays cheap.
 from __future__ import annotations
 
 from mcbench import hookimpl
-from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec, Option
+from mcbench.specs import MULTICLASS, MULTILABEL, Build, ModelSpec, Option
 
-from ._lazy import lazy_build
+from ._lazy import lazy_build, lazy_keras_build
 from .impl.scans import resolve_scans
 
 #: The recurrent blocks ``impl.recurrent.make_recurrent`` builds (a test keeps the two equal).
 CELLS = ("grid_lstm", "gru", "lstm")
 
 build = lazy_build("mcbench_plugins.models.impl.crnn_tf:build_crnn_tf")
+# The Keras build (keras_impl/, the authors' Keras models) imports TensorFlow on first use only.
+keras_build = lazy_keras_build("mcbench_plugins.models.keras_impl.crnn_tf:build_keras_crnn_tf")
 
 
 SPEC = ModelSpec(
     name="crnn_tf",
     summary="CNN, then 8 row/column scans of its 6×6 map into recurrent blocks (the paper's model)",
-    build=build,
+    builds={"torch": build, "keras": Build(keras_build, choices={"cell": ("grid_lstm", "gru")})},
     tasks=(MULTILABEL, MULTICLASS),
     variants={
         "paper": "as the paper's text: Grid LSTM blocks (32 units), dropout 0.5, linear output",

@@ -8,17 +8,19 @@ variant reads the waveform front end, ``wang2019`` the log-mel one.
 from __future__ import annotations
 
 from mcbench import hookimpl
-from mcbench.specs import MULTICLASS, MULTILABEL, ModelSpec, Option
+from mcbench.specs import MULTICLASS, MULTILABEL, Build, ModelSpec, Option
 
-from ._lazy import lazy_build
+from ._lazy import lazy_build, lazy_keras_build
 
 build = lazy_build("mcbench_plugins.models.impl.end_to_end:build_end_to_end")
+# The Keras build (keras_impl/, the authors' Keras models) imports TensorFlow on first use only.
+keras_build = lazy_keras_build("mcbench_plugins.models.keras_impl.end_to_end:build_keras_end_to_end")
 
 
 SPEC = ModelSpec(
     name="end_to_end",
     summary="End-to-end: strided Conv1d filterbank on the raw waveform, two Conv1d 32x8 + pool 4, dense 100, output",
-    build=build,
+    builds={"torch": build, "keras": Build(keras_build, variants=("wang2019",))},
     tasks=(MULTILABEL, MULTICLASS),
     variants={
         "original": "Dieleman & Schrauwen's raw-waveform model on 12 kHz audio (1, S)",
