@@ -345,7 +345,7 @@ class KerasLearner:
         """``model.save_weights`` to a temporary ``.weights.h5`` beside ``path``, then a rename."""
         needed = sum(int(np.prod(v.shape)) * 4 for v in self.model.weights) + 2**20
         ensure_free_space(path.parent, needed, path.name)
-        tmp = path.with_name(f".{path.name[: -len('.weights.h5')]}.{os.getpid()}.tmp.weights.h5")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.weights.h5")
         try:
             with warnings.catch_warnings():
                 # Keras's HDF5 writer converts variables with np.array(copy=False) semantics that
@@ -535,22 +535,30 @@ class KerasLearner:
         return np.concatenate(out).astype(np.float32)
 
     def save(self, path: Path) -> None:
-        """The weights (standardisation included) as a Keras ``.weights.h5`` file."""
+        """The weights (standardisation included) in Keras's HDF5 weights format (no pickle),
+        under any file name (``.weights.h5`` is the usual one)."""
         path = Path(path)
-        if not path.name.endswith(".weights.h5"):
-            raise ValueError(f"KerasLearner.save: {path} must end in '.weights.h5' (Keras's "
-                             f"weights format)")
         path.parent.mkdir(parents=True, exist_ok=True)
         self._save_weights(path)
 
     def load(self, path: Path) -> None:
+        """The weights written by :meth:`save`, whatever the file is called."""
         path = Path(path)
-        if not path.name.endswith(".weights.h5"):
-            raise ValueError(f"KerasLearner.load: {path} must end in '.weights.h5' (Keras's "
-                             f"weights format, written by KerasLearner.save)")
         if not path.exists():
             raise StateError(f"KerasLearner.load: {path} does not exist")
-        self._load_weights(path)
+        if path.name.endswith(".weights.h5"):
+            self._load_weights(path)
+            return
+        # Keras reads weights only from a file named *.weights.h5: link (or copy) it so.
+        with tempfile.TemporaryDirectory() as tmp:
+            named = Path(tmp) / "model.weights.h5"
+            try:
+                os.symlink(path.resolve(), named)
+            except OSError:
+                import shutil
+
+                shutil.copyfile(path, named)
+            self._load_weights(named)
 
     @property
     def n_params(self) -> int:
