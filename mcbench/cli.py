@@ -330,6 +330,7 @@ Examples:
   mcbench run --models all --dataset synthetic
   mcbench run --models crnn_tf,fcn --dataset mtat --root /data/mtat --seeds 3
   mcbench run --models crnn_tf --dataset synthetic --param crnn_tf.scans=A_rc --epochs 3
+  mcbench run --models crnn_tf,fcn --dataset synthetic --backend keras
   mcbench run --models crnn --dataset gtzan --root /data/gtzan --folds 0,1 --device cuda
   mcbench run --models crnn_tf --dataset gtzan --root /data/gtzan --init-from mtat --transfer freeze_cnn
 """)
