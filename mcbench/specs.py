@@ -610,12 +610,15 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if self.build is not None and self.builds:
-            raise PluginError(f"model {self.name!r}: give either build (with backend) or builds "
-                              "(backend -> build), not both")
+            # dataclasses.replace() of a spec passes both, consistent: that is fine
+            default = self.builds.get(self.backend or "torch")
+            if getattr(default, "build", default) is not self.build:
+                raise PluginError(f"model {self.name!r}: give either build (with backend) or "
+                                  "builds (backend -> build), not both")
         if self.build is None and not self.builds:
             raise PluginError(f"model {self.name!r}: no build; give build=... or "
                               "builds={'torch': ..., 'keras': ...}")
-        if self.build is not None:
+        if self.build is not None and not self.builds:
             self.builds = {self.backend or "torch": self.build}
         self.builds = {b: f if isinstance(f, Build) else Build(f) for b, f in self.builds.items()}
         bad = [b for b, f in self.builds.items() if not callable(f.build)]

@@ -4,6 +4,7 @@ while listing, and the README's Keras model plugin run through the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import re
@@ -66,6 +67,9 @@ def test_builds_and_build_together_or_neither_are_plugin_errors():
         _spec(build=_torch_build, builds={"keras": _keras_build})
     with pytest.raises(PluginError, match="no build"):
         _spec()
+    both = _spec(builds={"torch": _torch_build, "keras": Build(_keras_build, variants=("b",))})
+    copy = dataclasses.replace(both, summary="another")  # passes build and builds, consistent
+    assert copy.builds == both.builds and copy.backends == ("torch", "keras")
     with pytest.raises(PluginError, match="unknown variant"):
         _spec(builds={"keras": Build(_keras_build, variants=("zz",))})
 
