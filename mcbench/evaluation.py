@@ -74,7 +74,10 @@ def evaluate(metrics: Sequence[MetricSpec], y_true: np.ndarray, y_score: np.ndar
             out[m.key] = {**entry, "value": value, "per_label": _jsonable(result.per_label),
                           "extra": _jsonable(result.extra)}
         except Exception as exc:  # one broken metric plugin must not lose the run
-            out[m.key] = {**entry, "value": None, "error": f"{type(exc).__name__}: {exc}"}
+            module = getattr(m.compute, "__module__", None) or "?"
+            out[m.key] = {**entry, "value": None,
+                          "error": f"{type(exc).__name__} in metric plugin {module} "
+                                   f"(metric {m.key!r}): {exc}"}
     return out
 
 

@@ -517,6 +517,10 @@ def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: 
         predict_s = time.perf_counter() - t0
         test_metrics = evaluate(registry.metrics_for(plan.task), test.y, scores, labels,
                                 where=f"run {run.run_id}, test split")
+        for key, entry in test_metrics.items():
+            if entry.get("error"):
+                ctx.echo(f"warning: {entry['error']}; {key} is left out of this run's results "
+                         "(the record keeps the error)")
         device = str(getattr(learner, "device", "cpu"))
         record = _base_record(run, started, "complete")
         record.update({

@@ -172,6 +172,8 @@ def test_a_metric_returning_a_string_is_an_error_of_that_metric_not_a_hidden_run
     assert rec["status"] == "complete"
     assert rec["test"]["stringly"]["value"] is None
     assert "metric 'stringly' returned the value '0.9'" in rec["test"]["stringly"]["error"]
+    # the console says so too, naming the plugin module (before: a silent ✓)
+    assert "warning: TypeError in metric plugin mcbench_local_plugins.string_metric (metric 'stringly')" in result.output
     assert isinstance(rec["test"]["plain"]["value"], float)  # a plain number is accepted
     table = CliRunner().invoke(main, ["table", "--results-dir", str(ws / "results")])
     assert "| tiny" in table.output
