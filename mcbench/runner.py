@@ -206,9 +206,11 @@ def folds_for(spec: DatasetSpec, protocol: str, requested: list[int] | None) -> 
     n = spec.protocols[protocol]
     if n <= 1:
         if requested is not None and requested not in ([0], []):
+            kfold = [p for p, k in spec.protocols.items() if k > 1]
+            hint = (f"pick a k-fold protocol with --protocol ({', '.join(kfold)})" if kfold
+                    else f"{spec.name} has no k-fold protocol, so drop --folds")
             raise OptionError(f"--folds: protocol {protocol!r} of {spec.name} has a single fixed "
-                              f"split; pick a k-fold protocol with --protocol "
-                              f"({', '.join(p for p, k in spec.protocols.items() if k > 1) or 'none'})")
+                              f"split; {hint}")
         return [None]
     folds = requested if requested is not None else list(range(n))
     bad = [f for f in folds if not 0 <= f < n]
@@ -297,10 +299,12 @@ def plan_runs(registry: Registry, req: RunRequest) -> tuple[list[RunPlan], list[
                           "or use all")
     if not req.seeds:
         raise OptionError("--seeds must be at least 1")
-    for name in (*req.variants, *req.model_params, *req.model_training):
-        if name not in req.models:
-            raise OptionError(f"a setting names model {name!r}, which is not among the models of "
-                              f"this run ({', '.join(req.models)})")
+    for option, names in (("--variant", req.variants), ("--param", req.model_params),
+                          ("--epochs/--batch-size MODEL=N", req.model_training)):
+        for name in names:
+            if name not in req.models:
+                raise OptionError(f"{option} names model {name!r}, which is not among the models "
+                                  f"of this run (--models {','.join(req.models)})")
     protocol = req.protocol or spec.default_protocol
     if protocol not in spec.protocols:
         raise OptionError(f"--protocol {protocol!r}: dataset {spec.name} has protocols "

@@ -20,7 +20,7 @@ def run_args(tmp_path, *extra):
     (["--models", ""], "--models is empty"),
     (["--models", " , "], "--models is empty"),
     (["--folds", "a,b"], "--folds expects comma-separated integers"),
-    (["--folds", "11"], "single fixed split"),
+    (["--folds", "11"], "single fixed split; synthetic has no k-fold protocol, so drop --folds"),
     (["--patience", "-1"], "--patience"),
     (["--workers", "0"], "--workers"),
     (["--dataset-param", "seed=x"], "option 'seed' got 'x'; it takes an integer"),
@@ -28,7 +28,7 @@ def run_args(tmp_path, *extra):
     (["--device", "gpu"], "--device 'gpu': use auto, cpu, cuda or cuda:N"),
     (["--param", "crnn_tf.cel=gru", "--models", "crnn_tf"], "unknown option 'cel' (did you mean 'cell'?)"),
     (["--param", "crnn_tf.keras_gru=maybe", "--models", "crnn_tf"], "it takes true or false"),
-    (["--param", "fcn.width=3", "--models", "crnn_tf"], "names model 'fcn', which is not among"),
+    (["--param", "fcn.width=3", "--models", "crnn_tf"], "--param names model 'fcn', which is not among"),
     (["--variant", "crnn_tf=paperr", "--models", "crnn_tf"], "unknown variant 'paperr'"),
     (["--epochs", "0"], "--epochs must be at least 1"),
 ])
