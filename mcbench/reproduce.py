@@ -253,13 +253,31 @@ class RowResult:
     failed: list[str]
 
 
-def _request(req: ReproduceRequest, setting: Setting, row: RecipeRow, role: str,
+def data_root(registry, req: ReproduceRequest, setting: Setting, role: str) -> Path | None:
+    """Where a role's dataset lives: ``--root DATASET=PATH`` if given; for a generated dataset
+    with the recipe's own parameters, ``<data dir>/<dataset>-<8 hex of the parameters>``, so
+    that recipes generating it differently (10-s clips for one, 29-s for another) never meet in
+    one folder; otherwise the runner's default, ``<data dir>/<dataset>``."""
+    from .identity import digest
+    from .runner import default_data_dir
+
+    dataset = setting.datasets[role]
+    if dataset in req.roots:
+        return req.roots[dataset]
+    params = setting.dataset_params.get(role)
+    if params and registry.dataset(dataset).materialize is not None:
+        return Path(req.data_dir or default_data_dir()) / f"{dataset}-{digest(params, 8)}"
+    return None
+
+
+def _request(registry, req: ReproduceRequest, setting: Setting, row: RecipeRow, role: str,
              init_from: str | None = None, transfer: str | None = None):
     from .runner import RunRequest
 
     dataset = setting.datasets[role]
     return RunRequest(
-        models=[row.model], dataset=dataset, root=req.roots.get(dataset), data_dir=req.data_dir,
+        models=[row.model], dataset=dataset, root=data_root(registry, req, setting, role),
+        data_dir=req.data_dir,
         results_dir=req.results_dir, cache_dir=req.cache_dir,
         protocol=setting.protocols.get(role), training=dict(setting.training),
         variants={row.model: row.variant} if row.variant else {},
@@ -296,7 +314,8 @@ def run_recipe(registry, req: ReproduceRequest) -> list[RowResult]:
             key = (row.model, row.variant, tuple(sorted(row.options.items())), row.init_from)
             if key not in sources:
                 req.echo(f"— source of {row.label}: {row.model} on {setting.datasets[row.init_from]}")
-                ok, bad = _done(run_experiments(registry, _request(req, setting, row, row.init_from)))
+                ok, bad = _done(run_experiments(registry, _request(registry, req, setting, row,
+                                                                   row.init_from)))
                 if not ok:
                     results.append(RowResult(row, [], bad or ["its source run did not finish"]))
                     continue
@@ -304,7 +323,7 @@ def run_recipe(registry, req: ReproduceRequest) -> list[RowResult]:
             init_from = sources[key]
         req.echo(f"— {row.label}")
         ok, bad = _done(run_experiments(registry, _request(
-            req, setting, row, row.on, init_from, row.transfer if init_from else None)))
+            registry, req, setting, row, row.on, init_from, row.transfer if init_from else None)))
         results.append(RowResult(row, ok, bad))
     return results
 
@@ -471,7 +490,7 @@ def dry_run(registry, req: ReproduceRequest) -> list[PlannedRun]:
             transfer = (row.transfer, setting.datasets[row.init_from])
         steps.append((row.label, row.on, transfer))
         for label, role, how in steps:
-            plans, _ = plan_runs(registry, _request(req, setting, row, role))
+            plans, _ = plan_runs(registry, _request(registry, req, setting, row, role))
             for plan in plans:
                 mine = [r for r in records if _same_run(r, plan, how)]
                 status = ("done" if any(r.status == "complete" for r in mine)
@@ -574,7 +593,8 @@ def _embeddings(registry, req: ReproduceRequest, results: Sequence[RowResult]):
             continue
         dataset = setting.datasets[res.row.on]
         out = embed_run(registry, EmbedRequest(
-            res.run_ids[0], dataset, "test", root=req.roots.get(dataset), data_dir=req.data_dir,
+            res.run_ids[0], dataset, "test", root=data_root(registry, req, setting, res.row.on),
+            data_dir=req.data_dir,
             results_dir=req.results_dir, cache_dir=req.cache_dir,
             dataset_params=dict(setting.dataset_params.get(res.row.on, {})),
             output=Path(req.results_dir or default_results_dir()) / "embeddings"

@@ -362,3 +362,12 @@ def test_report_shows_every_reproduced_artifact(tmp_path):
     # Fig. 5 and the learning curves of both artifacts, embedded
     assert page.count("data:image/png;base64,") == 3
     assert "<th>Method</th>" in page and "tinyfig" in page
+
+
+def test_recipes_generating_one_dataset_differently_use_separate_roots(tmp_path):
+    """Before: the second recipe stopped with "…/synthetic_genres was generated with other
+    parameters (n_per_genre: on disk 5, asked 6)"."""
+    _reproduce_text(tmp_path, DEMO, "demo.toml", "--demo")  # 5 clips per genre
+    _reproduce_text(tmp_path, TSNE.replace('figure = "tsne"\n', ""), "six.toml")  # 6 per genre
+    roots = sorted(p.name for p in (tmp_path / "data").glob("synthetic_genres-*"))
+    assert len(roots) == 2 and not (tmp_path / "data" / "synthetic_genres").exists()
