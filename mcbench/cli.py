@@ -178,21 +178,70 @@ def plugins(click_ctx: click.Context, ctx: Context) -> None:
         click.echo(f"disabled by {DISABLE_ENV}: {', '.join(sorted(reg.disabled))}")
 
 
-@plugins.command("validate")
+@plugins.command("validate", epilog="""\b
+Examples:
+  mcbench plugins validate crnn_tf --task multilabel
+  mcbench plugins validate synthetic_genres --root /tmp/sg --dataset-param n_per_genre=5
+  mcbench --plugins-dir my_plugins plugins validate my_metric
+""")
 @click.argument("name")
+@click.option("--kind", type=click.Choice(["model", "dataset", "metric"]), default=None,
+              help="What NAME is, when a model, dataset or metric share it (default: found).")
 @click.option("--task", type=click.Choice(["multilabel", "multiclass"]), default=None,
-              help="Task to validate for (default: every task the model supports).")
-@click.option("--variant", default=None, help="Variant to validate (default: every variant).")
+              help="Task to validate for, models and metrics (default: every task declared).")
+@click.option("--variant", default=None, help="Model variant to validate (default: every variant).")
+@click.option("--root", type=click.Path(path_type=Path), default=None,
+              help="Dataset root to read (datasets; a generated dataset writes its data there). "
+                   "Without it, only the spec is checked.")
+@click.option("--protocol", default=None, help="Dataset protocol to read (default: every one).")
+@click.option("--dataset-param", "dataset_params", multiple=True,
+              help="KEY=VALUE dataset parameter, repeatable (`mcbench datasets NAME` lists them).")
 @pass_ctx
-def plugins_validate(ctx: Context, name: str, task: str | None, variant: str | None) -> None:
-    """Check that model plugin NAME honours the contract (runs on CPU in seconds)."""
-    from .validate import validate_model
+def plugins_validate(ctx: Context, name: str, kind: str | None, task: str | None,
+                     variant: str | None, root: Path | None, protocol: str | None,
+                     dataset_params: tuple[str, ...]) -> None:
+    """Check that model, dataset or metric plugin NAME honours the contract.
 
+    Models: build, outputs, a few training steps, save/load, on the CPU in seconds. Datasets: the
+    spec, and with --root what tracks() and check() read there (splits disjoint, labels in
+    range, targets of the task's shape). Metrics: small random inputs per task, a finite value,
+    perfect scores ranked against reversed ones as higher_is_better says. Exit 1 when a check
+    fails.
+    """
+    from .validate import validate_dataset, validate_metric, validate_model
+
+    ctx.require_plugin_dirs()
+    reg = ctx.registry
+    found = [k for k in ("model", "dataset", "metric") if name in reg.names(k)]
+    if kind is None and len(found) > 1:
+        _fail(f"{name!r} is a {' and a '.join(found)}; say which with --kind")
+    kind = kind or (found[0] if found else None)
+    if kind is None or kind not in found:
+        listing = "; ".join(f"{k}s: {', '.join(reg.names(k)) or '(none)'}"
+                            for k in ("model", "dataset", "metric"))
+        what = kind or "model, dataset or metric"
+        _fail(f"unknown {what} {name!r}. {listing}."
+              + (" Some plugins failed to load; run `mcbench plugins` to see why."
+                 if any(not p.ok for p in reg.plugins) else ""))
+    given = {"--task": task if kind == "dataset" else None,
+             "--variant": variant if kind != "model" else None,
+             "--root": root if kind != "dataset" else None,
+             "--protocol": protocol if kind != "dataset" else None,
+             "--dataset-param": dataset_params if kind != "dataset" else None}
+    wrong = [opt for opt, value in given.items() if value]
+    if wrong:
+        _fail(f"{', '.join(wrong)} do(es) not apply to {kind} {name!r}")
     try:
-        spec = ctx.registry.model(name)
+        spec = reg.get(kind, name)
     except PluginError as exc:
         _fail(str(exc))
-    ok = validate_model(spec, task=task, variant=variant, echo=click.echo)
+    if kind == "model":
+        ok = validate_model(spec, task=task, variant=variant, echo=click.echo)
+    elif kind == "dataset":
+        ok = validate_dataset(spec, root=root, protocol=protocol, echo=click.echo,
+                              params=_parse_assignments(dataset_params, "--dataset-param", scoped=False))
+    else:
+        ok = validate_metric(spec, task=task, echo=click.echo)
     sys.exit(0 if ok else 1)
 
 
@@ -778,6 +827,152 @@ def data_prepare(ctx: Context, dataset, root, data_dir, frontends, protocol, cac
         sys.exit(130)
     # 1: a split is left without a usable clip (the status line says which and why)
     sys.exit(0 if prepared.ok else 1)
+
+
+
+# --------------------------------------------------------------------------- reproduce
+
+
+def _parse_roots(items: tuple[str, ...]) -> dict[str, Path]:
+    roots = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            _fail(f"--root expects DATASET=PATH (e.g. --root mtat=/data/mtat), got {item!r}")
+        roots[name.strip()] = Path(path)
+    return roots
+
+
+@main.command(epilog="""\b
+Examples:
+  mcbench reproduce --list
+  mcbench reproduce table3 --demo
+  mcbench reproduce table3 --demo --dry-run
+  mcbench reproduce table1 --root mtat=/data/mtat --device cuda
+  mcbench reproduce table1 --demo --add-model my_cnn
+  mcbench reproduce my_recipe.toml
+""")
+@click.argument("artifact", required=False)
+@click.option("--list", "list_", is_flag=True, help="List the shipped recipes and what each runs.")
+@click.option("--demo", is_flag=True,
+              help="Run on the synthetic stand-ins with settings sized for a 2-core CPU "
+                   "(not the paper's data; the output says so).")
+@click.option("--root", "roots", multiple=True, metavar="DATASET=PATH",
+              help="Root of a dataset the recipe uses, repeatable (default: <data-dir>/<dataset>).")
+@click.option("--dry-run", is_flag=True,
+              help="List every run the recipe needs and whether it is done, partial or to do; "
+                   "train nothing.")
+@click.option("--add-model", "add_models", multiple=True, metavar="MODEL",
+              help="Add a row for this model (e.g. your own plugin), repeatable.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Default data folder (default: ./datasets or $MCBENCH_DATA_DIR).")
+@_results_option
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Decoding processes.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "plain"]),
+              default="markdown", show_default=True, help="Format of the artifact's table.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@pass_ctx
+def reproduce(ctx: Context, artifact, list_, demo, roots, dry_run, add_models, data_dir,
+              results_dir, device, workers, fmt, no_progress) -> None:
+    """Reproduce one of the paper's tables from its recipe: every run it needs (finished runs
+    are reused, interrupted ones resume), then the table in the paper's layout with the
+    paper's values beside ours."""
+    from .reproduce import (
+        RecipeError,
+        ReproduceRequest,
+        load,
+        paper_table,
+        run_recipe,
+        shipped,
+        significance,
+        significance_table,
+    )
+    from .runner import default_results_dir
+
+    try:
+        if list_ or artifact is None:
+            for recipe in shipped().values():
+                models = ", ".join(dict.fromkeys(r.model for r in recipe.rows))
+                click.echo(f"{recipe.name:<8} {recipe.title}")
+                click.echo(f"         {len(recipe.rows)} rows ({models}) on "
+                           f"{', '.join(sorted(set(recipe.real.datasets.values())))}; --demo: "
+                           f"{', '.join(sorted(set(recipe.demo.datasets.values()))) if recipe.demo else 'none'}")
+            if artifact is None and not list_:
+                click.echo("\nname an artifact, e.g. `mcbench reproduce table3 --demo`")
+            return
+        recipe = load(artifact)
+        for model in add_models:
+            ctx.registry.model(model)
+            from .reproduce import with_model
+
+            recipe = with_model(recipe, model)
+        req = ReproduceRequest(recipe, demo=demo, roots=_parse_roots(roots), data_dir=data_dir,
+                               results_dir=results_dir, device=device, workers=workers,
+                               progress=not no_progress, echo=click.echo)
+        if dry_run:
+            from .reproduce import dry_run as plan_recipe
+            from .reproduce import dry_run_table
+
+            if demo:
+                click.echo(f"DEMO of {recipe.name}: synthetic stand-ins, not the paper's data")
+            click.echo(dry_run_table(plan_recipe(ctx.registry, req)))
+            return
+        results = run_recipe(ctx.registry, req)
+    except (*USER_ERRORS, StateError, RecipeError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("\nstopped; run the same command again to resume.", err=True)
+        sys.exit(130)
+    out = Path(results_dir or default_results_dir())
+    comparisons = significance(ctx.registry, recipe, results, out)
+    click.echo("")
+    click.echo(paper_table(recipe, results, out, demo, fmt, comparisons=comparisons))
+    if comparisons and fmt != "csv":
+        click.echo(significance_table(comparisons, fmt))
+    try:
+        from .reproduce import draw
+
+        files = draw(recipe, results, out, demo, ctx.registry, req)
+    except ImportError as exc:
+        click.echo(f"figures skipped: {exc} (pip install -c constraints.txt -e \".[plots]\")",
+                   err=True)
+        files = []
+    else:
+        for f in files:
+            click.echo(f"wrote {f}")
+    from .report import save_artifact
+
+    save_artifact(out, recipe.name, demo, recipe.title,
+                  paper_table(recipe, results, out, demo, "markdown", comparisons=comparisons),
+                  significance_table(comparisons) if comparisons else "", files,
+                  [i for r in results for i in r.run_ids])
+    click.echo("`mcbench report` collects every artifact reproduced so far into one page")
+    failed = [f for r in results for f in r.failed]
+    if failed:
+        click.secho(f"{len(failed)} run(s) failed: " + "; ".join(failed), fg="red", err=True)
+        sys.exit(1)
+
+
+@main.command(epilog="""\b
+Examples:
+  mcbench report
+  mcbench report -o paper/report.html
+""")
+@_results_option
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="The HTML file (default: <results>/report.html); its markdown twin is written "
+                   "beside it (.md).")
+def report(results_dir, output) -> None:
+    """One page (HTML and markdown) with every artifact `mcbench reproduce` has rendered: tables,
+    significance, figures, provenance, real data or demo, and the compute each took."""
+    from .report import write_report
+    from .runner import default_results_dir
+
+    md, page, n = write_report(Path(results_dir or default_results_dir()), output)
+    click.echo(f"wrote {page} and {md} ({n} artifact(s))")
+    if n == 0:
+        click.echo("no artifact reproduced yet; run e.g. `mcbench reproduce table3 --demo`")
 
 
 if __name__ == "__main__":  # pragma: no cover
