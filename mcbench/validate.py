@@ -210,6 +210,7 @@ def _check_torch(learner, data: FeatureSplit, task: str, check: Check) -> None:
                  f"got {getattr(logits, 'shape', type(logits).__name__)}"):
         return
     _check_outputs(learner.predict(data, batch_size=8), len(data), task, True, check)
+    _check_transfer_groups(learner, x, check)
     y = torch.from_numpy(data.y[:4])
 
     def loss_now() -> float:
@@ -229,6 +230,26 @@ def _check_torch(learner, data: FeatureSplit, task: str, check: Check) -> None:
         opt.step()
     after = loss_now()
     check(after < before, "a few training steps lower the loss", f"{before:.4f} → {after:.4f}")
+
+
+def _check_transfer_groups(learner, x, check: Check) -> None:
+    """When the network declares ``parameter_groups()`` (what transfer learning and
+    ``mcbench embed`` use): the groups partition its parameters and ``head`` is the module
+    whose output is the logits (:func:`mcbench.transfer.check_groups`)."""
+    from .embed import EmbeddingError, embeddings
+    from .transfer import check_groups, declared_groups
+
+    network = learner.network
+    if declared_groups(network) is None:
+        return
+    problems = check_groups(network)
+    if not problems:
+        try:
+            embeddings(network, x, prepare=learner.module.standardize)
+        except EmbeddingError as exc:
+            problems.append(str(exc))
+    check(not problems, "transfer groups (cnn, rnn, head) hold every parameter once; head "
+                        "produces the logits", "; ".join(problems))
 
 
 def _check_learner(learner, data: FeatureSplit, task: str, check: Check) -> None:
