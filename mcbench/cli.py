@@ -219,8 +219,13 @@ def plugins_validate(ctx: Context, name: str, kind: str | None, task: str | None
     if kind is None or kind not in found:
         listing = "; ".join(f"{k}s: {', '.join(reg.names(k)) or '(none)'}"
                             for k in ("model", "dataset", "metric"))
+        import difflib
+
         what = kind or "model, dataset or metric"
+        close = difflib.get_close_matches(name, [n for k in ("model", "dataset", "metric")
+                                                 for n in reg.names(k)], n=1)
         _fail(f"unknown {what} {name!r}. {listing}."
+              + (f" Did you mean {close[0]!r}?" if close else "")
               + (" Some plugins failed to load; run `mcbench plugins` to see why."
                  if any(not p.ok for p in reg.plugins) else ""))
     given = {"--task": task if kind == "dataset" else None,
@@ -230,7 +235,8 @@ def plugins_validate(ctx: Context, name: str, kind: str | None, task: str | None
              "--dataset-param": dataset_params if kind != "dataset" else None}
     wrong = [opt for opt, value in given.items() if value]
     if wrong:
-        _fail(f"{', '.join(wrong)} do(es) not apply to {kind} {name!r}")
+        _fail(f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to {kind} "
+              f"{name!r}; see `mcbench plugins validate --help`")
     try:
         spec = reg.get(kind, name)
     except PluginError as exc:
