@@ -3,30 +3,14 @@ and says what to fix, before any work is done (no data generated, no results fol
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from plugin_files import GOOD_MODEL, write
 
 from mcbench.cli import main
 from mcbench.plugins import Registry
-
-GOOD_MODEL = '''
-from mcbench import hookimpl
-from mcbench.specs import ModelSpec
-
-@hookimpl
-def mcbench_models():
-    return [ModelSpec(name="{name}", summary="test model", build=lambda *a, **k: None)]
-'''
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.py"
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def invoke(*args: str):

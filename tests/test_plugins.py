@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
+from plugin_files import GOOD_MODEL, modules_loaded_by_cli, write
 
 from mcbench.cli import main
 from mcbench.plugins import Registry, resolve_model_names
@@ -17,21 +13,6 @@ from mcbench.specs import PluginError
 BUILTIN_MODELS = {"crnn_tf", "crnn", "fcn", "timbre_cnn", "end_to_end", "mfcc_svm"}
 BUILTIN_DATASETS = {"synthetic", "mtat", "fma", "gtzan"}
 
-GOOD = '''
-from mcbench import hookimpl
-from mcbench.specs import ModelSpec
-
-@hookimpl
-def mcbench_models():
-    return [ModelSpec(name="{name}", summary="test model", build=lambda *a, **k: None)]
-'''
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.py"
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def test_builtin_plugins_register_through_entry_points():
@@ -45,21 +26,21 @@ def test_builtin_plugins_register_through_entry_points():
 
 
 def test_local_folder_plugin_is_picked_up(tmp_path):
-    write(tmp_path, "extra_model", GOOD.format(name="extra"))
+    write(tmp_path, "extra_model", GOOD_MODEL.format(name="extra"))
     reg = Registry(plugin_dirs=[tmp_path])
     assert "extra" in reg.names("model")
     assert reg.model("extra").summary == "test model"
 
 
 def test_plugin_dir_from_environment(tmp_path, monkeypatch):
-    write(tmp_path, "env_model", GOOD.format(name="from_env"))
+    write(tmp_path, "env_model", GOOD_MODEL.format(name="from_env"))
     monkeypatch.setenv("MCBENCH_PLUGINS_DIR", str(tmp_path))
     assert "from_env" in Registry().names("model")
 
 
 def test_plugin_raising_on_import_is_reported_and_others_work(tmp_path):
     write(tmp_path, "broken", "raise RuntimeError('boom at import')\n")
-    write(tmp_path, "fine", GOOD.format(name="fine"))
+    write(tmp_path, "fine", GOOD_MODEL.format(name="fine"))
     reg = Registry(plugin_dirs=[tmp_path])
     info = {p.name: p for p in reg.plugins}
     assert not info["broken"].ok and "boom at import" in info["broken"].error
@@ -95,8 +76,8 @@ def test_wrong_spec_type_is_reported(tmp_path):
 
 
 def test_duplicate_names_are_an_error_naming_both(tmp_path):
-    write(tmp_path, "first", GOOD.format(name="twin"))
-    write(tmp_path, "second", GOOD.format(name="twin"))
+    write(tmp_path, "first", GOOD_MODEL.format(name="twin"))
+    write(tmp_path, "second", GOOD_MODEL.format(name="twin"))
     reg = Registry(plugin_dirs=[tmp_path])
     with pytest.raises(PluginError, match="first and second"):
         reg.model("twin")
@@ -106,14 +87,14 @@ def test_duplicate_names_are_an_error_naming_both(tmp_path):
 
 
 def test_shadowing_a_builtin_is_a_conflict(tmp_path):
-    write(tmp_path, "shadow", GOOD.format(name="crnn_tf"))
+    write(tmp_path, "shadow", GOOD_MODEL.format(name="crnn_tf"))
     with pytest.raises(PluginError, match="crnn_tf and shadow"):
         Registry(plugin_dirs=[tmp_path]).model("crnn_tf")
 
 
 def test_disable_plugins(monkeypatch, tmp_path):
-    write(tmp_path, "first", GOOD.format(name="twin"))
-    write(tmp_path, "second", GOOD.format(name="twin"))
+    write(tmp_path, "first", GOOD_MODEL.format(name="twin"))
+    write(tmp_path, "second", GOOD_MODEL.format(name="twin"))
     monkeypatch.setenv("MCBENCH_DISABLE_PLUGINS", "second,fcn")
     reg = Registry(plugin_dirs=[tmp_path])
     assert reg.model("twin").summary == "test model"
@@ -138,19 +119,7 @@ def test_missing_plugin_folder_is_reported(tmp_path):
 @pytest.mark.parametrize("args", [["--help"], ["plugins"], ["models"], ["datasets"], ["metrics"],
                                   ["run", "--help"], ["data", "check", "--help"]])
 def test_listing_and_help_do_not_import_torch(args):
-    code = (
-        "import sys\n"
-        "from mcbench.cli import main\n"
-        "try:\n"
-        f"    main({args!r}, standalone_mode=False)\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = [m for m in ('torch', 'tensorflow', 'sklearn', 'librosa') if m in sys.modules]\n"
-        "print('HEAVY=' + ','.join(heavy))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "HEAVY=", out.stdout[-500:]
+    assert modules_loaded_by_cli(args, ("torch", "tensorflow", "sklearn", "librosa")) == []
 
 
 def test_models_command_lists_variants():
