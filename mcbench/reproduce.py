@@ -287,6 +287,11 @@ def _request(registry, req: ReproduceRequest, setting: Setting, row: RecipeRow, 
         echo=req.echo)
 
 
+def _source_key(row: RecipeRow) -> tuple:
+    """Rows with the same model, variant, options and source role share one source run."""
+    return (row.model, row.variant, tuple(sorted(row.options.items())), row.init_from)
+
+
 def _done(outcomes) -> tuple[list[str], list[str]]:
     ok = [o.run_id for o in outcomes if o.status in ("complete", "skipped")]
     bad = [f"{o.model}: {o.error}" for o in outcomes if o.status == "failed"]
@@ -311,7 +316,7 @@ def run_recipe(registry, req: ReproduceRequest) -> list[RowResult]:
     for row in recipe.rows:
         init_from = None
         if row.init_from is not None and row.transfer != "scratch":
-            key = (row.model, row.variant, tuple(sorted(row.options.items())), row.init_from)
+            key = _source_key(row)
             if key not in sources:
                 req.echo(f"— source of {row.label}: {row.model} on {setting.datasets[row.init_from]}")
                 ok, bad = _done(run_experiments(registry, _request(registry, req, setting, row,
@@ -483,7 +488,7 @@ def dry_run(registry, req: ReproduceRequest) -> list[PlannedRun]:
         steps = []
         transfer = None
         if row.init_from is not None and row.transfer != "scratch":
-            key = (row.model, row.variant, tuple(sorted(row.options.items())), row.init_from)
+            key = _source_key(row)
             if key not in seen_sources:
                 seen_sources.add(key)
                 steps.append((f"source of {row.label}", row.init_from, None))
