@@ -11,8 +11,12 @@ For a **model**, for every variant and task it declares, on the CPU and in secon
 3. outputs: predictions have shape ``(N, K)``, are finite, and are probabilities for the task
    (in [0, 1]; rows summing to 1 for multiclass) unless the learner declares
    ``scores_are_probabilities = False`` (e.g. SVM decision values);
-4. learning: a few optimiser steps on a tiny fixed batch lower the loss (torch models), or
-   fitting a tiny separable set beats chance (other learners);
+4. learning: a few optimiser steps on a tiny fixed batch lower the loss (torch models); a Keras
+   model overfits a fixed batch of ten clips (``KERAS_STEPS`` Adam steps at a learning rate of
+   ``KERAS_LR``, the same dropout masks at every step) to below ``KERAS_FRACTION`` of the loss
+   of the best prediction that ignores the input (the labels' frequencies), so a model whose
+   output does not depend on its input, or that has no trainable weights, fails; other
+   learners: fitting a tiny separable set beats chance;
 5. persistence: save → load into a freshly built model gives identical predictions.
 
 For a **dataset** (:func:`validate_dataset`):
@@ -171,6 +175,8 @@ def validate_model(spec: ModelSpec, task: str | None = None, variant: str | None
             data = _tiny_split(shape, t, 20, rng)
             if isinstance(learner, TorchLearner):
                 _check_torch(learner, data, t, check)
+            elif type(learner).__name__ == "KerasLearner":
+                _check_keras(learner, data, t, check)
             else:
                 _check_learner(learner, data, t, check)
             _check_persistence(spec, v, t, shape, learner, data, check)
@@ -230,6 +236,97 @@ def _check_torch(learner, data: FeatureSplit, task: str, check: Check) -> None:
         opt.step()
     after = loss_now()
     check(after < before, "a few training steps lower the loss", f"{before:.4f} → {after:.4f}")
+
+
+#: The Keras learning check (module docstring, step 4).
+KERAS_STEPS = 40
+KERAS_LR = 1e-2
+KERAS_FRACTION = 0.5
+KERAS_BATCH = 10
+
+
+def constant_prediction_loss(y: np.ndarray, task: str) -> float:
+    """The lowest mean cross-entropy any prediction that ignores the input reaches on targets
+    ``y``: the entropy of the labels' frequencies (per label, averaged, for tagging)."""
+    eps = 1e-7
+    if task == MULTILABEL:
+        p = np.clip(np.asarray(y, dtype=np.float64).mean(axis=0), eps, 1 - eps)
+        return float(np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p))))
+    counts = np.bincount(np.asarray(y, dtype=np.int64))
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def _check_keras(learner, data: FeatureSplit, task: str, check: Check) -> None:
+    """Outputs, transfer groups and learning of a Keras model (module docstring)."""
+    import tensorflow as tf
+
+    from .keras_learner import _dropout_seeds, check_keras_groups, keras_transfer_groups, load_keras
+
+    keras = load_keras()
+    model = learner.model
+    x = np.ascontiguousarray(data.x[:KERAS_BATCH])
+    y = np.asarray(data.y[:KERAS_BATCH])
+    try:
+        logits = np.asarray(model(x[:4], training=False))
+    except Exception as exc:
+        check(False, "forward pass", f"{type(exc).__name__}: {exc}")
+        return
+    if not check.must(logits.shape == (4, N_OUTPUTS), "the model returns logits (B, K)",
+                      f"got shape {logits.shape} for a batch of 4 and {N_OUTPUTS} outputs"):
+        return
+    _check_outputs(learner.predict(data, batch_size=8), len(data), task, True, check)
+    if keras_transfer_groups(learner.network) is not None:
+        problems = check_keras_groups(learner.network)
+        if not problems:
+            try:
+                learner.check_embed()
+                emb = learner.embed(data, batch_size=8)
+                if emb.shape[0] != len(data):
+                    problems.append(f"embeddings of shape {emb.shape} for {len(data)} clips")
+            except Exception as exc:
+                problems.append(f"{type(exc).__name__}: {exc}")
+        check(not problems, "transfer groups (layers named cnn_…, rnn_…, head_…) hold every "
+                            "layer with weights; head produces the logits", "; ".join(problems))
+    variables = model.trainable_variables
+    if not check.must(bool(variables), "the model has trainable weights",
+                      f"Keras model {learner.network.name!r} has no trainable weights, so it "
+                      "cannot learn; build it from layers with weights (Dense, Conv2D, …) that "
+                      "are not frozen (trainable=True)"):
+        return
+    if task == MULTILABEL:
+        data_loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        target = y.astype(np.float32)
+    else:
+        data_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        target = y.astype(np.int64)
+    optimizer = keras.optimizers.Adam(learning_rate=KERAS_LR)
+
+    def loss_now() -> float:
+        _dropout_seeds(model, 0, 0)  # the same dropout masks before, during and after
+        return float(data_loss(target, tf.cast(model(x, training=True), tf.float32)))
+
+    try:
+        before = loss_now()
+        for _ in range(KERAS_STEPS):
+            _dropout_seeds(model, 0, 0)
+            with tf.GradientTape() as tape:
+                loss = data_loss(target, tf.cast(model(x, training=True), tf.float32))
+            grads = tape.gradient(loss, variables)
+            optimizer.apply_gradients(zip(grads, variables))
+        after = loss_now()
+    except Exception as exc:
+        check(False, "training steps on a fixed batch", f"{type(exc).__name__}: {exc}")
+        return
+    floor = constant_prediction_loss(y, task)
+    goal = KERAS_FRACTION * floor
+    check(bool(np.isfinite(after)) and after < goal,
+          f"{KERAS_STEPS} training steps on {len(x)} fixed clips fit them",
+          f"loss {before:.4f} → {after:.4f}, below {goal:.4f} needed ({KERAS_FRACTION:g} × "
+          f"{floor:.4f}, the loss of the best prediction that ignores the input)"
+          + ("" if after < goal else "; the output does not depend on the input enough to fit "
+             "ten clips: check that every layer is connected to the input and that the model "
+             "returns logits, not probabilities"))
 
 
 def _check_transfer_groups(learner, x, check: Check) -> None:
