@@ -33,6 +33,15 @@ the same protocols (the table :data:`mcbench.specs.PROTOCOLS`, read through the
   batch variance and PyTorch with the unbiased one, so the two backends' running variances
   differ by the factor n/(n−1) of the batch size n.
 
+Transfer groups and embeddings (:mod:`mcbench.transfer`, :mod:`mcbench.embed`): a Keras model
+declares the groups of Wang et al. (IJCNN 2019, Sec. V-G, Table III) by its layer names: every
+layer with weights is named ``cnn_…``, ``rnn_…`` or ``head_…`` (:func:`keras_transfer_groups`),
+and the layer that produces the logits is in ``head``. Freezing a group sets ``trainable =
+False`` on its layers (no gradient, no L2 term, and a frozen ``BatchNormalization`` runs in
+inference mode, Keras's rule). The embedding of a clip is the input of the head (its first
+``head_`` layer; a model without groups: the input of the layer that produces the logits),
+flattened in channels-first order like the torch ports (:meth:`KerasLearner.embed`).
+
 Checkpoints in ``config.workdir``, none of them a pickle: ``best.weights.h5`` (the selected
 epoch's weights), ``last-epochNNN.weights.h5`` and ``last-epochNNN.optimizer.npz`` (the last
 completed epoch's weights and Adam's variables) and ``last.json`` (the history, the best epoch
@@ -187,6 +196,87 @@ def keras_l2_groups(model) -> dict[str, list]:
     return groups
 
 
+#: The transfer groups (Wang et al., Table III), in network order, as layer-name prefixes.
+TRANSFER_GROUPS = ("cnn", "rnn", "head")
+
+
+def _group_of_name(name: str) -> str | None:
+    prefix = name.split("_", 1)[0]
+    return prefix if prefix in TRANSFER_GROUPS and name.startswith(prefix + "_") else None
+
+
+def keras_transfer_groups(network) -> dict[str, list] | None:
+    """The layers of each transfer group ``cnn``, ``rnn`` and ``head`` of a Keras network, by
+    the prefix of their names (``cnn_block1_conv``, ``rnn_Ar``, ``head_output``); ``None`` when
+    no layer with weights is named so (the network declares no groups). Layers without weights
+    (input, transposes, pools) belong to no group; :func:`check_keras_groups` states the rest of
+    the contract."""
+    groups: dict[str, list] = {g: [] for g in TRANSFER_GROUPS}
+    named = False
+    for layer in _layers(network):
+        if not layer.weights:
+            continue
+        group = _group_of_name(layer.name)
+        if group is not None:
+            groups[group].append(layer)
+            named = True
+    return groups if named else None
+
+
+def output_layer(network):
+    """The layer of ``network`` whose output is the network's (first) output: the logits."""
+    history = getattr(network.outputs[0], "_keras_history", None)
+    layer = history[0] if history else None
+    return layer if layer is not None else network.layers[-1]
+
+
+def check_keras_groups(network) -> list[str]:
+    """Problems with a Keras network's transfer groups (empty when it is fine, or when it
+    declares none: then it can be neither a transfer source nor a target).
+
+    The contract: every layer with weights is named ``cnn_…``, ``rnn_…`` or ``head_…``;
+    ``head`` is not empty and holds the layer that produces the logits; the head's layers are
+    layers of the network itself (not of a nested model), so that its input is one tensor.
+    """
+    groups = keras_transfer_groups(network)
+    if groups is None:
+        return []
+    name = network.name
+    problems = []
+    stray = [layer.name for layer in _layers(network)
+             if layer.weights and _group_of_name(layer.name) is None]
+    if stray:
+        problems.append(f"Keras model {name!r}: {len(stray)} layer(s) with weights are in no "
+                        f"transfer group ({', '.join(stray[:3])}); name every layer with weights "
+                        f"{', '.join(g + '_…' for g in TRANSFER_GROUPS)}")
+    out = output_layer(network)
+    if not groups["head"]:
+        problems.append(f"Keras model {name!r}: no layer is named head_…; the head group must "
+                        "hold the layer that produces the logits")
+    elif _group_of_name(out.name) != "head":
+        problems.append(f"Keras model {name!r}: the logits come from layer {out.name!r}, which "
+                        "is not in the head group; name it head_… (e.g. head_output)")
+    nested = [layer.name for layer in groups["head"] if layer not in network.layers]
+    if nested:
+        problems.append(f"Keras model {name!r}: head layer(s) {', '.join(nested)} are inside a "
+                        "nested model; put the head's layers in the model itself")
+    return problems
+
+
+def embedding_layer(network):
+    """The layer whose input is the embedding: the first ``head_`` layer of the network (its
+    layers are in graph order), or the layer that produces the logits when there are no
+    groups. Raises :class:`mcbench.embed.EmbeddingError` when the groups are not usable."""
+    from .embed import EmbeddingError
+
+    problems = check_keras_groups(network)
+    if problems:
+        raise EmbeddingError("; ".join(problems))
+    if keras_transfer_groups(network) is None:
+        return output_layer(network)
+    return next(layer for layer in network.layers if _group_of_name(layer.name) == "head")
+
+
 def _standardize_layer():
     keras = load_keras()
 
@@ -267,6 +357,11 @@ class KerasLearner:
         self._best_in_memory: list | None = None
         self.batch_size = 32
         self._predict_fn = None
+        self._embed_fn = None
+        #: Set by a transfer (:func:`mcbench.transfer.apply`): keep the source's standardisation.
+        self.keep_standardization = False
+        # Counted before any layer is frozen, like the torch learner's count of every parameter.
+        self._n_params = int(sum(int(np.prod(v.shape)) for v in self.model.trainable_weights))
 
     # -- helpers
     def _target_dtype(self):
@@ -434,7 +529,7 @@ class KerasLearner:
                     _say(f"resuming from epoch {state['epoch'] + 2} (checkpoint {last})"
                          if not state["finished"] and state["epoch"] + 1 < config.max_epochs
                          else f"training already finished (checkpoint {last})")
-            if state["epoch"] < 0 and config.standardize:
+            if state["epoch"] < 0 and config.standardize and not self.keep_standardization:
                 stats = InputStandardizer(torch.nn.Identity())
                 stats.fit_statistics(train.x)
                 self.standardizer.mean.assign(float(stats.mean))
@@ -560,10 +655,82 @@ class KerasLearner:
                 shutil.copyfile(path, named)
             self._load_weights(named)
 
+    def load_selected(self, workdir: Path) -> Path:
+        """Load the weights a finished run was evaluated with from its work folder:
+        ``best.weights.h5`` (the selected epoch), or the last epoch's weights named by
+        ``last.json`` when no epoch was selected. Returns the file loaded."""
+        workdir = Path(workdir)
+        best = workdir / "best.weights.h5"
+        if best.exists():
+            self._load_weights(best)
+            return best
+        last = workdir / "last.json"
+        if last.exists():
+            try:
+                name = json.loads(last.read_text(encoding="utf-8"))["checkpoint"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                from .training import unusable_checkpoint
+
+                raise unusable_checkpoint(last, exc) from exc
+            path = workdir / f"{name}.weights.h5"
+            self._load_weights(path)
+            return path
+        raise StateError(f"no checkpoint (best.weights.h5 or last.json) in {workdir}; train the "
+                         "run again to get its weights")
+
+    def configure_inference(self, device: str, batch_size: int | None = None) -> None:
+        """Device (``auto``, ``cpu``, ``cuda[:N]``) and batch size for :meth:`predict` and
+        :meth:`embed` without a :meth:`fit` (``mcbench embed``)."""
+        self._tf_device, self.device = _resolve_device(device)
+        if batch_size:
+            self.batch_size = int(batch_size)
+
+    def check_embed(self) -> None:
+        """Raise :class:`mcbench.embed.EmbeddingError` when this model gives no embeddings."""
+        embedding_layer(self.network)
+
+    def _make_embed(self):
+        import tensorflow as tf
+
+        keras = load_keras()
+        layer = embedding_layer(self.network)
+        inner = keras.Model(self.network.inputs, layer.input, name="embedding")
+        standardizer = self.standardizer
+
+        @tf.function(input_signature=self._signature(False))
+        def embed_step(x):
+            e = tf.cast(inner(standardizer(x), training=False), tf.float32)
+            if len(e.shape) > 2:  # channels last → channels first, the torch ports' flatten order
+                e = tf.transpose(e, [0, len(e.shape) - 1, *range(1, len(e.shape) - 1)])
+            return tf.reshape(e, (tf.shape(e)[0], -1))
+
+        return embed_step
+
+    def embed(self, split: FeatureSplit, batch_size: int | None = None) -> np.ndarray:
+        """Embeddings ``(N, D)`` float32 after the run's input standardisation, in inference
+        mode: the input of the network's head (module docstring). For the authors' models this
+        is what the torch ports' :meth:`mcbench.training.TorchLearner.embed` returns (CRNN-TF:
+        the 256-d concatenation of eq. (1)), value for value after a weight copy."""
+        import tensorflow as tf
+
+        batch_size = batch_size or self.batch_size
+        if self._embed_fn is None:
+            self._embed_fn = self._make_embed()
+        out = []
+        with tf.device(self._tf_device):
+            for i in range(0, len(split), batch_size):
+                x = np.ascontiguousarray(split.x[i : i + batch_size], dtype=np.float32)
+                out.append(self._embed_fn(x).numpy())
+        if not out:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
     @property
     def n_params(self) -> int:
-        """Trainable parameters (batch-norm running statistics and the standardisation excluded)."""
-        return int(sum(int(np.prod(v.shape)) for v in self.model.trainable_weights))
+        """Trainable parameters of the model as built (batch-norm running statistics and the
+        standardisation excluded; layers frozen by a transfer still counted, as by the torch
+        learner; a transfer record counts the trainable ones)."""
+        return self._n_params
 
 
 def is_keras_model(obj) -> bool:
