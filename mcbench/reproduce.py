@@ -17,7 +17,19 @@ PATH.toml`` runs a user's own) declares:
 * ``[[rows]]``: one table row each, in the paper's order and words: ``label``, ``model``,
   optional ``variant`` and ``options``, ``on`` (the role of its dataset), ``init_from`` (the role
   whose run of the same model is the transfer source) with ``transfer`` (a strategy of
-  :data:`mcbench.transfer.STRATEGIES`), and ``paper`` (the paper's value per metric).
+  :data:`mcbench.transfer.STRATEGIES`), ``paper`` (the paper's value per metric), and
+  optionally ``authors`` (the value the authors' notebooks report) and ``authors_training``;
+* ``[authors]``: what ``--as authors`` changes (below): ``training`` for every row, and
+  ``models.<model>`` per model (the notebooks' epochs and batch sizes), and a ``note``.
+
+Two readings of "the paper" (``--as``): ``paper`` (default) is the text — CRNN-TF with Grid
+LSTM blocks, the baselines as their references specify (each model's default variant), and the
+protocol of Sec. IV–V-C; ``authors`` is the authors' notebooks (FishInMedi/CRNN-TF) — every
+model in its ``wang2019`` variant, the ``wang2019`` protocol (constant learning rate) with the
+notebooks' epochs and batch sizes, still selected on validation. The notebooks report the
+maximum *test* value over epochs, so a validation-selected run lands at or a little below their
+values. A row that names a ``variant`` keeps it in both readings; ``--demo`` keeps its own
+epochs and batch sizes in both.
 
 Every row is run through :func:`mcbench.runner.run_experiments`, so finished runs are reused
 (a recipe whose runs exist trains nothing) and an interrupted reproduction resumes. A transfer
@@ -34,8 +46,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .specs import OptionError
 
 if sys.version_info >= (3, 11):
@@ -45,9 +55,15 @@ else:  # pragma: no cover - Python 3.10
 
 RECIPE_PACKAGE = "mcbench.recipes"
 _ROW_KEYS = {"label", "model", "variant", "options", "on", "init_from", "transfer", "paper",
-             "embedding"}
+             "embedding", "authors", "authors_training"}
 _TOP_KEYS = {"artifact", "datasets", "protocols", "dataset_params", "training", "demo", "rows",
-             "groups"}
+             "groups", "authors"}
+#: ``--as``: which reading of the paper a reproduction follows (module docstring).
+READINGS = ("paper", "authors")
+#: The variant every model takes under ``--as authors``, when it has one.
+AUTHORS_VARIANT = "wang2019"
+#: Training settings an ``--as authors`` recipe may not set under ``--demo``: the demo's sizes.
+_DEMO_SIZES = ("max_epochs", "batch_size")
 _MODE_KEYS = {"datasets", "protocols", "dataset_params", "training", "groups"}
 #: The figures a recipe may draw (``[artifact] figure``), each a function of :mod:`mcbench.plots`.
 FIGURES = ("scan_ablation", "per_tag", "tsne")
@@ -67,6 +83,10 @@ class RecipeRow:
     init_from: str | None = None
     transfer: str | None = None
     paper: dict[str, float] = field(default_factory=dict)
+    #: The authors' notebooks' value per metric (shown under ``--as authors``).
+    authors: dict[str, float] = field(default_factory=dict)
+    #: Training settings of this row under ``--as authors`` (over the recipe's ``[authors]``).
+    authors_training: dict[str, Any] = field(default_factory=dict)
     #: Fig. 7: ``model`` (the input of its output layer) or ``input`` (its run's input features
     #: averaged over time).
     embedding: str = "model"
@@ -96,6 +116,10 @@ class Recipe:
     path: str
     reference: str | None = None
     figure: str | None = None
+    #: ``[authors]``: training settings of every row and per model under ``--as authors``.
+    authors_training: dict[str, Any] = field(default_factory=dict)
+    authors_models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    authors_note: str = ""
 
     def setting(self, demo: bool) -> Setting:
         if demo and self.demo is None:
@@ -172,10 +196,14 @@ def parse_recipe(text: str, path: str) -> Recipe:
                 raw.get("transfer") != "scratch":
             raise RecipeError(f"{where}: init_from and transfer go together")
         paper = _table(raw.get("paper", {}), f"{where}: paper")
+        authors = _table(raw.get("authors", {}), f"{where}: authors")
         rows.append(RecipeRow(label=raw["label"], model=raw["model"], on=raw["on"],
                               variant=raw.get("variant"), options=dict(raw.get("options", {})),
                               init_from=raw.get("init_from"), transfer=raw.get("transfer"),
                               paper={k: float(v) for k, v in paper.items()},
+                              authors={k: float(v) for k, v in authors.items()},
+                              authors_training=dict(_table(raw.get("authors_training", {}),
+                                                           f"{where}: authors_training")),
                               embedding=str(raw.get("embedding", "model"))))
         if rows[-1].embedding not in ("model", "input"):
             raise RecipeError(f"{where}: embedding must be 'model' or 'input'")
@@ -192,9 +220,20 @@ def parse_recipe(text: str, path: str) -> Recipe:
         raise RecipeError(f"{path}: [artifact] a figure needs metrics (its first is plotted)")
     if figure == "per_tag" and not real.groups:
         raise RecipeError(f"{path}: figure per_tag needs [groups] (group = [tags])")
+    authors = _table(data.get("authors", {}), f"{path}: [authors]")
+    extra = sorted(set(authors) - {"training", "models", "note"})
+    if extra:
+        raise RecipeError(f"{path}: [authors] has unknown key(s) {extra}; it has training, "
+                          "models and note")
+    models = _table(authors.get("models", {}), f"{path}: [authors.models]")
     return Recipe(name=name, title=str(artifact.get("title", name)), metrics=list(metrics),
                   rows=rows, real=real, demo=demo, demo_note=note, path=path,
-                  reference=reference, figure=figure)
+                  reference=reference, figure=figure,
+                  authors_training=dict(_table(authors.get("training", {}),
+                                               f"{path}: [authors.training]")),
+                  authors_models={m: dict(_table(v, f"{path}: [authors.models.{m}]"))
+                                  for m, v in models.items()},
+                  authors_note=str(authors.get("note", "")))
 
 
 def shipped() -> dict[str, Recipe]:
@@ -236,6 +275,8 @@ def with_model(recipe: Recipe, model: str) -> Recipe:
 class ReproduceRequest:
     recipe: Recipe
     demo: bool = False
+    #: ``paper`` or ``authors`` (:data:`READINGS`, module docstring).
+    reading: str = "paper"
     roots: dict[str, Path] = field(default_factory=dict)  # dataset name -> root
     data_dir: Path | None = None
     results_dir: Path | None = None
@@ -270,17 +311,40 @@ def data_root(registry, req: ReproduceRequest, setting: Setting, role: str) -> P
     return None
 
 
+def row_variant(registry, req: ReproduceRequest, row: RecipeRow) -> str | None:
+    """The variant a row runs in: its own, else under ``--as authors`` the model's
+    :data:`AUTHORS_VARIANT` when it has one, else the model's default (None)."""
+    if row.variant or req.reading != "authors":
+        return row.variant
+    return AUTHORS_VARIANT if AUTHORS_VARIANT in registry.model(row.model).variants else None
+
+
+def row_training(req: ReproduceRequest, setting: Setting, row: RecipeRow) -> dict[str, Any]:
+    """A row's training settings: the mode's, then under ``--as authors`` the recipe's
+    ``[authors]`` settings, its model's and the row's own (the demo keeps its sizes)."""
+    training = dict(setting.training)
+    if req.reading == "authors":
+        for extra in (req.recipe.authors_training, req.recipe.authors_models.get(row.model, {}),
+                      row.authors_training):
+            training.update({k: v for k, v in extra.items()
+                             if not (req.demo and k in _DEMO_SIZES)})
+    return training
+
+
 def _request(registry, req: ReproduceRequest, setting: Setting, row: RecipeRow, role: str,
              init_from: str | None = None, transfer: str | None = None):
     from .runner import RunRequest
 
     dataset = setting.datasets[role]
+    variant = row_variant(registry, req, row)
+    training = row_training(req, setting, row)
     return RunRequest(
         models=[row.model], dataset=dataset, root=data_root(registry, req, setting, role),
         data_dir=req.data_dir,
         results_dir=req.results_dir, cache_dir=req.cache_dir,
-        protocol=setting.protocols.get(role), training=dict(setting.training),
-        variants={row.model: row.variant} if row.variant else {},
+        protocol=setting.protocols.get(role),
+        training_protocol=training.pop("protocol", RunRequest.training_protocol), training=training,
+        variants={row.model: variant} if variant else {},
         model_params={row.model: dict(row.options)} if row.options else {},
         dataset_params=dict(setting.dataset_params.get(role, {})), device=req.device,
         workers=req.workers, progress=req.progress, init_from=init_from, transfer=transfer,
@@ -372,11 +436,11 @@ def significance_table(comparisons, fmt: str = "markdown", digits: int = 3) -> s
 
 def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
                 demo: bool, fmt: str = "markdown", digits: int = 3,
-                comparisons: Sequence = ()) -> str:
+                comparisons: Sequence = (), reading: str = "paper") -> str:
     """The artifact in the paper's layout: the paper's rows and words, per metric our mean ± std
-    over the row's runs (seeds, folds), the paper's value, and ours minus the paper's. A row
-    that differs significantly from the reference on the first metric is marked †
-    (``comparisons``, from :func:`significance`)."""
+    over the row's runs (seeds, folds), the paper's value (under ``reading="authors"``, the
+    authors' notebooks' value), and ours minus it. A row that differs significantly from the
+    reference on the first metric is marked † (``comparisons``, from :func:`significance`)."""
     from tabulate import tabulate
 
     from .aggregate import aggregate
@@ -385,9 +449,10 @@ def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
     records = {r.run_id: r for r in load_records(results_dir)}
     marked = {c.label for c in comparisons if c.significant}
     pm = {"latex": r"$\pm$"}.get(fmt, "±")
+    theirs = "authors" if reading == "authors" else "paper"
     headers = ["Method"]
     for key in recipe.metrics:
-        headers += [f"{key} (ours)", f"{key} (paper)", "Δ"]
+        headers += [f"{key} (ours)", f"{key} ({theirs})", "Δ"]
     headers.append("runs")
     body = []
     for res in results:
@@ -397,7 +462,7 @@ def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
         for key in recipe.metrics:
             stat = stats.get(key)
             ours = None if stat is None else stat.mean
-            paper = res.row.paper.get(key)
+            paper = (res.row.authors if reading == "authors" else res.row.paper).get(key)
             text = "–" if ours is None else f"{ours:.{digits}f}"
             if stat is not None and stat.std is not None:
                 text += f" {pm} {stat.std:.{digits}f}"
@@ -418,8 +483,15 @@ def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
         writer.writerows(body)
         return buf.getvalue()
     where = "DEMO on synthetic stand-ins, not the paper's data" if demo else "the paper's data"
+    if reading == "authors":
+        versus = ("the authors' notebooks' value (FishInMedi/CRNN-TF: the maximum test value "
+                  "over epochs; ours is selected on validation)")
+        where += ("; the authors' reading: wang2019 variants and protocol"
+                  + (f", {recipe.authors_note}" if recipe.authors_note else ""))
+    else:
+        versus = "the paper's value"
     caption = (f"{recipe.title}: ours (mean {pm} std over the runs of each row: seeds and "
-               f"folds), the paper's value, and the difference; {where}.")
+               f"folds), {versus}, and the difference; {where}.")
     if recipe.reference and comparisons:
         caption += (f" † marks a row whose {recipe.metrics[0]} differs significantly from "
                     f"{recipe.reference}'s (Holm-corrected p < 0.05; tests below).")
@@ -431,7 +503,7 @@ def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
         lines = [r"\begin{table}", r"\centering", r"\begin{tabular}{l" + "r" * (len(headers) - 1) + "}",
                  r"\toprule", head + r" \\", r"\midrule",
                  *(cells(line) + r" \\" for line in body), r"\bottomrule", r"\end{tabular}",
-                 f"\\caption{{{caption}}}", f"\\label{{tab:mcbench-{recipe.name}}}", r"\end{table}"]
+                 f"\\caption{{{caption}}}", f"\\label{{tab:mcbench-{recipe.name}{'-authors' if reading == 'authors' else ''}}}", r"\end{table}"]
         return "\n".join(lines) + "\n"
     tablefmt = {"markdown": "github", "plain": "simple"}[fmt]
     text = tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True)
@@ -539,11 +611,47 @@ def _per_label_means(records: Sequence, metric: str) -> dict[str, float | None]:
             values.setdefault(str(item.get("label")), [])
             if v is not None:
                 values[str(item.get("label"))].append(float(v))
+    import numpy as np
+
     return {k: (float(np.mean(v)) if v else None) for k, v in values.items()}
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """The files :func:`draw` wrote and what its figure says in words (Fig. 6: the tags each
+    model wins per group; Fig. 7: the silhouette score of each panel)."""
+
+    files: list[Path]
+    summary: str = ""
+
+
+def wins_table(figure) -> str:
+    """Fig. 6 in numbers: per group, how many of its tags each model wins (the strictly highest
+    value; a tie is nobody's), the claim of Sec. V-E being that CRNN-TF wins every genre and mood
+    tag and 5 of the 9 instrument tags."""
+    from tabulate import tabulate
+
+    groups = list(dict.fromkeys(figure.tag_groups))
+    sizes = {g: figure.tag_groups.count(g) for g in groups}
+    body = [[m, *(f"{figure.wins[m][g]}/{sizes[g]}" for g in groups),
+             f"{sum(figure.wins[m].values())}/{len(figure.tags)}"] for m in figure.models]
+    text = tabulate(body, headers=["tags won", *groups, "all"], tablefmt="github",
+                    disable_numparse=True)
+    if figure.ties:
+        text += "\n\nties (nobody's win): " + "; ".join(
+            f"{tag}: {', '.join(models)}" for tag, models in figure.ties.items())
+    return text + "\n"
+
+
+def _silhouettes(figure) -> str:
+    lines = [f"- {p.name}: silhouette {p.silhouette:+.3f}" for p in figure.panels
+             if getattr(p, "silhouette", None) is not None]
+    return ("silhouette score of the labels in each embedding space (higher: better "
+            "separated):\n" + "\n".join(lines) + "\n") if lines else ""
+
+
 def draw(recipe: Recipe, results: Sequence[RowResult], results_dir: Path, demo: bool,
-         registry=None, req: ReproduceRequest | None = None) -> list[Path]:
+         registry=None, req: ReproduceRequest | None = None) -> Drawn:
     """The recipe's figure (if it declares one) and the learning curves of all its runs, as PNG
     and PDF under ``<results>/figures/``; a demo's file names and titles say ``demo``."""
     from . import plots
@@ -553,6 +661,7 @@ def draw(recipe: Recipe, results: Sequence[RowResult], results_dir: Path, demo: 
     stem.parent.mkdir(parents=True, exist_ok=True)
     title = recipe.title + (" — DEMO on synthetic stand-ins, not the paper's data" if demo else "")
     files: list[Path] = []
+    summary = ""
     metric = recipe.metrics[0] if recipe.metrics else None
     if recipe.figure == "scan_ablation":
         ours = {}
@@ -564,17 +673,21 @@ def draw(recipe: Recipe, results: Sequence[RowResult], results_dir: Path, demo: 
         files += plots.plot_scan_ablation(ours, paper, stem, title).files
     elif recipe.figure == "per_tag":
         per_tag = {label: _per_label_means(recs, metric) for label, recs in rows.items() if recs}
-        files += plots.plot_per_tag(per_tag, recipe.setting(demo).groups, stem, title).files
+        figure = plots.plot_per_tag(per_tag, recipe.setting(demo).groups, stem, title)
+        files += figure.files
+        summary = wins_table(figure)
     elif recipe.figure == "tsne":
         panels, names = _embeddings(registry, req, results)
         if panels:
-            files += plots.plot_tsne(panels, names, stem, title).files
+            figure = plots.plot_tsne(panels, names, stem, title)
+            files += figure.files
+            summary = _silhouettes(figure)
     histories = {f"{label} [{r.run_id}]": [h.model_dump() for h in r.history]
                  for label, recs in rows.items() for r in recs if r.history}
     if histories:
         files += plots.plot_learning_curves(histories, stem.with_name(stem.name + "-learning-curves"),
                                             title).files
-    return files
+    return Drawn(files, summary)
 
 
 def _stats(records: Sequence, metric: str) -> tuple[float, float | None] | None:
@@ -582,6 +695,8 @@ def _stats(records: Sequence, metric: str) -> tuple[float, float | None] | None:
               if metric in r.test and r.test[metric].value is not None]
     if not values:
         return None
+    import numpy as np
+
     return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
 
@@ -606,6 +721,8 @@ def _embeddings(registry, req: ReproduceRequest, results: Sequence[RowResult]):
             / f"{req.recipe.name}-{res.run_ids[0]}-{res.row.embedding}.npz",
             workers=req.workers, progress=req.progress, input_features=res.row.embedding == "input",
             echo=req.echo))
+        import numpy as np
+
         labels = np.asarray(out.labels)
         panels[res.row.label] = (out.embeddings, labels if labels.ndim == 1 else labels.argmax(1))
         names = out.label_names

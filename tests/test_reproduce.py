@@ -296,6 +296,11 @@ def test_per_tag_figure_needs_groups_and_draws_them(tmp_path):
     result = _reproduce(tmp_path, str(path))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "results" / "figures" / "tinyfig.png").stat().st_size > 0
+    won = result.output[result.output.index("| tags won"):].splitlines()[2:4]  # Fig. 6's wins
+    assert [line.split("|")[1].strip() for line in won] == ["Ar", "all"]
+    wins = [[int(c.split("/")[0]) for c in line.split("|")[2:-1]] for line in won]
+    assert all(row[-1] == sum(row[:-1]) for row in wins)  # the groups add up
+    assert sum(row[-1] for row in wins) <= 5  # at most one winner per tag
 
 
 TSNE = """
@@ -371,3 +376,77 @@ def test_recipes_generating_one_dataset_differently_use_separate_roots(tmp_path)
     _reproduce_text(tmp_path, TSNE.replace('figure = "tsne"\n', ""), "six.toml")  # 6 per genre
     roots = sorted(p.name for p in (tmp_path / "data").glob("synthetic_genres-*"))
     assert len(roots) == 2 and not (tmp_path / "data" / "synthetic_genres").exists()
+
+
+AUTHORS = FIGURES.replace('paper = { roc_auc = 0.9078 }', 'paper = { roc_auc = 0.9078 }\n'
+                          'authors = { roc_auc = 0.9072 }\nauthors_training = { batch_size = 5 }') \
+    + '\n[authors]\nnote = "tiny"\n[authors.training]\nprotocol = "wang2019"\n' \
+      '[authors.models.crnn_tf]\nbatch_size = 4\n'
+
+
+def test_the_authors_reading_runs_wang2019_and_compares_with_the_notebooks(tmp_path):
+    recipe = parse_recipe(AUTHORS, "a.toml")
+    assert recipe.authors_training == {"protocol": "wang2019"}
+    assert recipe.authors_models == {"crnn_tf": {"batch_size": 4}}
+    assert [r.authors for r in recipe.rows] == [{}, {"roc_auc": 0.9072}]
+    plan = _reproduce_text(tmp_path, AUTHORS, "a.toml", "--as", "authors", "--dry-run")
+    rows = [line for line in plan.output.splitlines() if line.startswith("| A") or
+            line.startswith("| all")]
+    assert len(rows) == 2 and all("| wang2019 " in line for line in rows), plan.output
+    result = _reproduce_text(tmp_path, AUTHORS, "a.toml", "--as", "authors")
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("*/*.json")]
+    by_scans = {"Ar" if r["identity"]["model"]["options"]["scans"] == ["Ar"] else "all":
+                r["identity"] for r in records}
+    # the row's own setting beats its model's, which beats the recipe's
+    assert {k: (v["model"]["variant"], v["training"]["protocol"], v["training"]["batch_size"])
+            for k, v in by_scans.items()} == {"Ar": ("wang2019", "wang2019", 4),
+                                              "all": ("wang2019", "wang2019", 5)}
+    assert "roc_auc (authors)" in result.output and "authors' notebooks" in result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("| all ")]
+    assert "| 0.907 " in line  # the notebooks' value beside ours
+    assert (tmp_path / "results" / "artifacts" / "tinyfig-authors.json").is_file()
+    # the paper reading is other runs: nothing of the authors' is reused
+    paper = _reproduce_text(tmp_path, AUTHORS, "a.toml", "--dry-run")
+    assert "2 run(s): 0 done, 0 partial, 2 to do" in paper.output
+
+
+def test_demo_keeps_its_sizes_under_the_authors_reading():
+    from mcbench.reproduce import ReproduceRequest, row_training
+
+    recipe = shipped()["table1"]
+    fcn = recipe.rows[0]
+    real = row_training(ReproduceRequest(recipe, reading="authors"), recipe.real, fcn)
+    assert real == {"protocol": "wang2019", "max_epochs": 30, "batch_size": 16}
+    demo = ReproduceRequest(recipe, demo=True, reading="authors")
+    assert row_training(demo, recipe.setting(True), fcn) == {"protocol": "wang2019"}
+    assert row_training(ReproduceRequest(recipe), recipe.real, fcn) == {}
+
+
+def test_figures_share_the_runs_of_their_tables_in_both_readings():
+    """Fig. 6 draws Table I's runs and Fig. 7 Table II's: the same datasets, demo settings and
+    authors' settings, so reproducing both trains each run once."""
+    recipes = shipped()
+    for fig, table in (("fig6", "table1"), ("fig7", "table2")):
+        f, t = recipes[fig], recipes[table]
+        for demo in (False, True):
+            assert f.setting(demo).datasets == t.setting(demo).datasets
+            assert f.setting(demo).dataset_params == t.setting(demo).dataset_params
+            assert f.setting(demo).training == t.setting(demo).training
+        assert f.authors_training == t.authors_training
+        models = {r.model for r in f.rows}
+        assert {m: v for m, v in t.authors_models.items() if m in models} == f.authors_models
+
+
+def test_wins_table_counts_each_models_tags_per_group(tmp_path):
+    pytest.importorskip("matplotlib")
+    from mcbench.plots import plot_per_tag
+    from mcbench.reproduce import wins_table
+
+    per_tag = {"CRNN": {"a": 0.9, "b": 0.5, "c": 0.7},
+               "CRNN-TF": {"a": 0.8, "b": 0.6, "c": 0.7}}
+    figure = plot_per_tag(per_tag, {"genre": ["a", "b"], "mood": ["c"]}, tmp_path / "f", "t")
+    text = wins_table(figure)
+    lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in text.splitlines() if line.startswith("| CRNN")}
+    assert lines == {"CRNN": ["1/2", "0/1", "1/3"], "CRNN-TF": ["1/2", "0/1", "1/3"]}
+    assert "ties (nobody's win): c: CRNN, CRNN-TF" in text
