@@ -20,6 +20,7 @@ from .plugins import (
     missing_plugin_dirs,
     resolve_model_names,
 )
+from .reproduce import READINGS
 from .specs import DatasetError, OptionError, PluginError
 from .storage import StateError
 from .transfer import STRATEGIES
@@ -855,6 +856,7 @@ Examples:
   mcbench reproduce table3 --demo
   mcbench reproduce table3 --demo --dry-run
   mcbench reproduce table1 --root mtat=/data/mtat --device cuda
+  mcbench reproduce table1 --root mtat=/data/mtat --as authors
   mcbench reproduce table1 --demo --add-model my_cnn
   mcbench reproduce my_recipe.toml
 """)
@@ -865,6 +867,12 @@ Examples:
                    "(not the paper's data; the output says so).")
 @click.option("--root", "roots", multiple=True, metavar="DATASET=PATH",
               help="Root of a dataset the recipe uses, repeatable (default: <data-dir>/<dataset>).")
+@click.option("--as", "reading", type=click.Choice(READINGS), default=READINGS[0],
+              show_default=True,
+              help="paper: the text (CRNN-TF with Grid LSTM blocks, baselines as their references "
+                   "specify, the protocol of Sec. IV-V-C); authors: the authors' notebooks "
+                   "(wang2019 variants and protocol, the notebooks' epochs and batch sizes), "
+                   "compared with the notebooks' values.")
 @click.option("--dry-run", is_flag=True,
               help="List every run the recipe needs and whether it is done, partial or to do; "
                    "train nothing.")
@@ -879,7 +887,7 @@ Examples:
               default="markdown", show_default=True, help="Format of the artifact's table.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @pass_ctx
-def reproduce(ctx: Context, artifact, list_, demo, roots, dry_run, add_models, data_dir,
+def reproduce(ctx: Context, artifact, list_, demo, roots, reading, dry_run, add_models, data_dir,
               results_dir, device, workers, fmt, no_progress) -> None:
     """Reproduce one of the paper's tables from its recipe: every run it needs (finished runs
     are reused, interrupted ones resume), then the table in the paper's layout with the
@@ -913,7 +921,8 @@ def reproduce(ctx: Context, artifact, list_, demo, roots, dry_run, add_models, d
             from .reproduce import with_model
 
             recipe = with_model(recipe, model)
-        req = ReproduceRequest(recipe, demo=demo, roots=_parse_roots(roots), data_dir=data_dir,
+        req = ReproduceRequest(recipe, demo=demo, reading=reading, roots=_parse_roots(roots),
+                               data_dir=data_dir,
                                results_dir=results_dir, device=device, workers=workers,
                                progress=not no_progress, echo=click.echo)
         if dry_run:
@@ -933,24 +942,30 @@ def reproduce(ctx: Context, artifact, list_, demo, roots, dry_run, add_models, d
     out = Path(results_dir or default_results_dir())
     comparisons = significance(ctx.registry, recipe, results, out)
     click.echo("")
-    click.echo(paper_table(recipe, results, out, demo, fmt, comparisons=comparisons))
+    click.echo(paper_table(recipe, results, out, demo, fmt, comparisons=comparisons,
+                           reading=reading))
     if comparisons and fmt != "csv":
         click.echo(significance_table(comparisons, fmt))
     try:
         from .reproduce import draw
 
-        files = draw(recipe, results, out, demo, ctx.registry, req)
+        drawn = draw(recipe, results, out, demo, ctx.registry, req)
     except ImportError as exc:
         click.echo(f"figures skipped: {exc} (pip install -c constraints.txt -e \".[plots]\")",
                    err=True)
-        files = []
+        files, summary = [], ""
     else:
+        files, summary = drawn.files, drawn.summary
+        if summary:
+            click.echo(summary)
         for f in files:
             click.echo(f"wrote {f}")
     from .report import save_artifact
 
-    save_artifact(out, recipe.name, demo, recipe.title,
-                  paper_table(recipe, results, out, demo, "markdown", comparisons=comparisons),
+    save_artifact(out, recipe.name + ("-authors" if reading == "authors" else ""), demo,
+                  recipe.title,
+                  paper_table(recipe, results, out, demo, "markdown", comparisons=comparisons,
+                              reading=reading) + (f"\n{summary}" if summary else ""),
                   significance_table(comparisons) if comparisons else "", files,
                   [i for r in results for i in r.run_ids])
     click.echo("`mcbench report` collects every artifact reproduced so far into one page")
@@ -979,6 +994,126 @@ def report(results_dir, output) -> None:
     click.echo(f"wrote {page} and {md} ({n} artifact(s))")
     if n == 0:
         click.echo("no artifact reproduced yet; run e.g. `mcbench reproduce table3 --demo`")
+
+
+def _csv_choices(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
+    values = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [v for v in values if v not in allowed]
+    if not values or bad:
+        _fail(f"{option} takes a comma-separated list of {', '.join(allowed)}; got {text!r}")
+    return values
+
+
+@main.command(epilog="""\b
+Examples:
+  mcbench bench                                       # every model, torch, CPU, fp32, batch 8 and 32
+  mcbench bench --models crnn_tf,fcn --backend torch,keras --batch-sizes 8,32
+  mcbench bench --models fcn --variant fcn=all --format csv -o fcn.csv
+  mcbench bench --models all --device cuda --precision fp32,bf16 --batch-sizes 32
+  mcbench bench --models fcn --compare results/bench/20260101T000000Z-host.json
+""")
+@click.option("--models", "models_", default="all", show_default=True,
+              help="Comma-separated model names, or `all` (every model plugin).")
+@click.option("--variant", "variants", multiple=True, metavar="MODEL=VARIANT",
+              help="Variant of a model (repeatable; MODEL=all for every variant). Default: the "
+                   "variant each backend's build runs by default.")
+@click.option("--backend", "backends", default="torch", show_default=True,
+              help="Comma-separated backends: torch, keras.")
+@click.option("--device", "devices", default="cpu", show_default=True,
+              help="Comma-separated devices: cpu, cuda, cuda:N.")
+@click.option("--precision", "precisions", default="fp32", show_default=True,
+              help="Comma-separated precisions: fp32, bf16 (bf16 autocast, torch only).")
+@click.option("--batch-sizes", default="8,32", show_default=True, help="Comma-separated batch sizes.")
+@click.option("--channels-last/--no-channels-last", default=True, show_default=True,
+              help="Channels-last memory layout of 4-D inputs and weights (torch; the trainer's default).")
+@click.option("--compile", "compiled", is_flag=True, help="torch.compile the model (torch only).")
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Timed repetitions (one step each) per measurement.")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Untimed repetitions before them.")
+@click.option("--no-store", is_flag=True, help="Skip the feature-store read benchmark.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="What is printed (the saved file is always JSON).")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Where the JSON document goes (default: results/bench/<timestamp>-<host>.json); "
+                   "with --format csv/table a path ending in .csv/.txt gets that text instead.")
+@click.option("--compare", "compare_to", type=click.Path(path_type=Path), default=None,
+              help="An earlier bench JSON: print the ratio new/old of the matching rows.")
+@pass_ctx
+def bench(ctx: Context, models_, variants, backends, devices, precisions, batch_sizes,
+          channels_last, compiled, repeats, warmup, no_store, fmt, output, compare_to) -> None:
+    """Training-step and evaluation throughput (clips/s), peak memory, MACs per clip and the
+    fraction of the device's dense-matmul rate, per model, variant, backend, device, precision
+    and batch size. Times a random batch already on the device; warm-up excluded; median and
+    spread over the repetitions."""
+    from . import bench as benchmod
+
+    ctx.require_plugin_dirs()
+    reg = ctx.registry
+    try:
+        names = resolve_model_names(reg, models_)
+        wanted: dict[str, list[str]] = {}
+        for item in variants:
+            model, sep, variant = item.partition("=")
+            if not sep or not model or not variant:
+                _fail(f"--variant expects MODEL=VARIANT (e.g. fcn=wang2019), got {item!r}")
+            if model not in names:
+                _fail(f"--variant {item}: {model!r} is not among the models benchmarked ({', '.join(names)})")
+            wanted.setdefault(model, []).append(variant)
+        sizes = _parse_int_list(batch_sizes, "--batch-sizes")
+        if any(s < 1 for s in sizes):
+            _fail(f"--batch-sizes must be positive, got {batch_sizes!r}")
+        device_list = [d.strip() for d in devices.split(",") if d.strip()]
+        bad = [d for d in device_list if d != "cpu" and d.split(":")[0] != "cuda"]
+        if bad or not device_list:
+            _fail(f"--device takes cpu, cuda or cuda:N (comma-separated); got {devices!r}")
+        if any(d.startswith("cuda") for d in device_list):
+            import torch
+
+            if not torch.cuda.is_available():
+                _fail(f"--device {devices}: torch {torch.__version__} sees no CUDA device (build: "
+                      f"{'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU'}); install a "
+                      "CUDA build of torch (README, Set-up) or use --device cpu")
+        old = benchmod.load_document(compare_to) if compare_to else None
+        cases, skipped = benchmod.plan_cases(
+            reg, names, wanted, _csv_choices(backends, benchmod.BACKENDS, "--backend"), device_list,
+            _csv_choices(precisions, benchmod.PRECISIONS, "--precision"), sizes,
+            channels_last=channels_last, compiled=compiled)
+        for line in skipped:
+            click.echo(f"skipped: {line}", err=True)
+        if not cases:
+            _fail("nothing to benchmark: " + ("; ".join(skipped) or "no model given"))
+        doc = benchmod.run_bench(
+            reg, cases, repeats=repeats, warmup=warmup, store=not no_store,
+            progress=lambda m: click.echo(m, err=True),
+            settings={"models": names, "backends": backends, "devices": devices,
+                      "precisions": precisions, "batch_sizes": sizes})
+    except benchmod.BenchError as exc:
+        _fail(str(exc))
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    doc["skipped"] = skipped + doc["skipped"]
+    text = benchmod.format_rows(doc["rows"], fmt)
+    json_path = output if output and output.suffix not in (".csv", ".txt") else benchmod.default_output()
+    benchmod.save_document(doc, json_path)
+    if output and output.suffix in (".csv", ".txt"):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    click.echo(text)
+    if fmt == "table":
+        if doc["backend_ratios"]:
+            click.echo("\ntorch ÷ keras (clips/s, > 1: torch faster)")
+            click.echo(benchmod.format_compare(doc["backend_ratios"]))
+        store = doc.get("feature_store")
+        if store:
+            click.echo(f"\nfeature store ({store['n_clips']} clips of {store['clip_bytes'] // 1024} KiB, "
+                       f"batch {store['batch_size']}, {store['source']}): "
+                       f"{store['random_clips_per_s']:.0f} clips/s shuffled, "
+                       f"{store['contiguous_clips_per_s']:.0f} clips/s in order")
+    if old is not None:
+        click.echo(f"\nratio new/old against {compare_to}")
+        click.echo(benchmod.format_compare(benchmod.compare(doc["rows"], old["rows"])))
+    click.echo(f"wrote {json_path}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover
