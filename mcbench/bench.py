@@ -1,0 +1,652 @@
+"""``mcbench bench``: a model's speed and memory without training it.
+
+For each combination of model, variant, backend, device, precision, batch size, memory layout
+and compilation, :func:`bench_case` times
+
+* a **training step** (forward, loss, backward, Adam) — the torch trainer's own pieces
+  (:class:`mcbench.training.TorchLearner`'s placement, autocast and loss, Adam over
+  :func:`mcbench.training.parameter_groups`), or the Keras trainer's compiled step
+  (:meth:`mcbench.keras_learner.KerasLearner._make_train_step`);
+* an **evaluation step** (forward and sigmoid/softmax, no gradients),
+
+on a random batch already on the device (the feature store's reads are timed separately, by
+:func:`bench_feature_store`). Warm-up repetitions are excluded; each repetition is timed after
+the device has finished its work (CUDA synchronised); the figure is the median clips/s over the
+repetitions, with the minimum, maximum and interquartile range. Memory: the peak resident set
+of the process (host) and, on CUDA, ``torch.cuda.max_memory_allocated``. Compute:
+multiply-accumulates per clip (:mod:`mcbench.compute`) and the achieved rate as a fraction of
+the device's dense-matmul rate measured in the same run (:func:`matmul_rate`), so that figure is
+a ratio between two measurements of one machine, not an absolute.
+
+Results are JSON documents ``{"machine": ..., "settings": ..., "matmul": ..., "rows": [...],
+"feature_store": ...}`` saved under ``results/bench/<timestamp>-<host>.json``;
+:func:`compare` gives the ratio new/old of matching rows of two documents, and
+:func:`project_hours` the training time of a table from the measured throughput.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import compute
+from .provenance import peak_rss_mb, provenance, reset_peak_rss
+
+#: Fields that identify a row: two documents' rows with equal keys are compared.
+KEY_FIELDS = ("model", "variant", "backend", "device", "precision", "batch_size",
+              "channels_last", "compiled")
+
+#: The paper's Table I workload: MagnaTagATune training split (15,244 clips), 50 epochs
+#: (Wang et al., IJCNN 2019, Sec. IV).
+TABLE1_TRAIN_CLIPS = 15244
+TABLE1_EPOCHS = 50
+
+BACKENDS = ("torch", "keras")
+PRECISIONS = ("fp32", "bf16")
+
+
+class BenchError(ValueError):
+    """A combination that cannot be benchmarked (no such build, an unsupported precision)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One combination to time."""
+
+    model: str
+    variant: str
+    backend: str = "torch"
+    device: str = "cpu"
+    precision: str = "fp32"
+    batch_size: int = 32
+    channels_last: bool = True
+    compiled: bool = False
+
+    def label(self) -> str:
+        extra = ("" if self.channels_last or self.backend != "torch" else " nchw") + \
+            (" compiled" if self.compiled else "")
+        return (f"{self.model}/{self.variant} {self.backend} {self.device} {self.precision} "
+                f"b{self.batch_size}{extra}")
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, minimum, maximum and interquartile range (numpy's linear percentiles)."""
+    v = np.asarray(values, dtype=float)
+    q1, q3 = np.percentile(v, [25, 75])
+    return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()),
+            "iqr": float(q3 - q1), "n": int(v.size)}
+
+
+def time_repeats(fn: Callable[[], Any], repeats: int, warmup: int,
+                 sync: Callable[[], None] = lambda: None) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones; ``sync``
+    waits for the device (``torch.cuda.synchronize``) before each clock reading."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _rates(batch: int, times: Sequence[float]) -> tuple[float, dict[str, float]]:
+    """Clips/s per repetition: median and its spread (min, max, IQR in clips/s)."""
+    s = spread([batch / t for t in times])
+    return s["median"], s
+
+
+def _torch_sync(device: str) -> Callable[[], None]:
+    import torch
+
+    if device.startswith("cuda"):
+        return lambda: torch.cuda.synchronize()
+    return lambda: None
+
+
+def matmul_rate(device: str = "cpu", precision: str = "fp32", n: int | None = None,
+                repeats: int = 3) -> dict[str, Any]:
+    """The device's dense-matmul rate, multiply-accumulates per second: the median of
+    ``repeats`` timed ``torch.matmul`` of two ``n × n`` matrices (``n`` 2048 on a CPU, 8192 on
+    CUDA) in float32, or bfloat16 for ``bf16``, after one warm-up."""
+    import torch
+
+    from .training import resolve_device
+
+    dev = resolve_device(device)
+    n = n or (8192 if dev.type == "cuda" else 2048)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(dev, dtype)
+    b = torch.randn(n, n, generator=gen).to(dev, dtype)
+    times = time_repeats(lambda: torch.matmul(a, b), repeats, 1, _torch_sync(dev.type))
+    t = statistics.median(times)
+    return {"device": device, "precision": precision, "n": n, "seconds": t,
+            "macs_per_s": n**3 / t}
+
+
+def _random_batch(shape: Sequence[int], n_outputs: int, task: str, batch: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, *shape), dtype=np.float32)
+    if task == "multilabel":
+        y = (rng.random((batch, n_outputs)) > 0.9).astype(np.float32)
+    else:
+        y = rng.integers(0, n_outputs, size=batch).astype(np.int64)
+    return x, y
+
+
+def _bench_torch(spec, case: Case, shape, n_outputs: int, task: str, repeats: int, warmup: int,
+                 seed: int) -> dict[str, Any]:
+    import torch
+
+    from .training import TorchLearner, parameter_groups, protocol_config, resolve_device
+
+    torch.manual_seed(seed)
+    module = spec.create(shape, n_outputs, task=task, variant=case.variant, backend="torch")
+    if not isinstance(module, torch.nn.Module):
+        raise BenchError(f"model {case.model!r}: its torch build returned "
+                         f"{type(module).__name__}, not a torch module")
+    device = resolve_device(case.device)
+    learner = TorchLearner(module, task)
+    learner.device, learner.precision = device, case.precision
+    learner.channels_last = case.channels_last
+    learner._place(device)
+    config = protocol_config("paper", batch_size=case.batch_size, device=case.device,
+                             precision=case.precision, channels_last=case.channels_last)
+    optimizer = torch.optim.Adam(parameter_groups(learner.module, config), lr=config.lr,
+                                 betas=(0.9, 0.999), eps=config.adam_eps)
+    x_np, y_np = _random_batch(shape, n_outputs, task, case.batch_size, seed)
+    x = torch.from_numpy(x_np).to(device)
+    if case.channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.from_numpy(y_np).to(device)
+    net = torch.compile(learner.module) if case.compiled else learner.module
+    sync = _torch_sync(device.type)
+
+    def train_step() -> None:
+        with learner._autocast():
+            logits = net(x)
+        loss = learner._loss(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def eval_step() -> None:
+        with torch.no_grad(), learner._autocast():
+            learner._to_probs(net(x))
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    learner.module.train()
+    train_times = time_repeats(train_step, repeats, warmup, sync)
+    learner.module.eval()
+    eval_times = time_repeats(eval_step, repeats, warmup, sync)
+    cuda_peak = (torch.cuda.max_memory_allocated(device) / 2**20
+                 if device.type == "cuda" else None)
+    return {"train_times": train_times, "eval_times": eval_times, "cuda_peak_mb": cuda_peak,
+            "n_params": learner.n_params}
+
+
+def _bench_keras(spec, case: Case, shape, n_outputs: int, task: str, repeats: int, warmup: int,
+                 seed: int) -> dict[str, Any]:
+    if case.precision != "fp32":
+        raise BenchError(f"{case.label()}: the Keras learner trains in float32 only")
+    if case.compiled or not case.channels_last:
+        raise BenchError(f"{case.label()}: --compile and --no-channels-last apply to torch only")
+    from .keras_learner import KerasLearner, _resolve_device, load_keras, seed_keras
+    from .training import protocol_config
+
+    keras = load_keras()
+    import tensorflow as tf
+
+    seed_keras(seed)
+    # As KerasLearner.fit runs: TensorFlow's op determinism on.
+    tf.config.experimental.enable_op_determinism()
+    model = spec.create(shape, n_outputs, task=task, variant=case.variant, backend="keras")
+    learner = KerasLearner(model, task)
+    learner._tf_device, learner.device = _resolve_device(case.device)
+    config = protocol_config("paper", batch_size=case.batch_size, device=case.device)
+    x, y = _random_batch(shape, n_outputs, task, case.batch_size, seed)
+    with tf.device(learner._tf_device):
+        optimizer = keras.optimizers.Adam(learning_rate=config.lr, beta_1=0.9, beta_2=0.999,
+                                          epsilon=config.adam_eps)
+        optimizer.build(learner.model.trainable_variables)
+        train_fn = learner._make_train_step(optimizer, config)
+        predict_fn = learner._make_predict()
+        step = [0]
+
+        def train_step() -> None:
+            # float() waits for the result, as the trainer does after every step
+            float(train_fn(x, y, np.int64(step[0])))
+            step[0] += 1
+
+        def eval_step() -> None:
+            predict_fn(x).numpy()
+
+        train_times = time_repeats(train_step, repeats, warmup)
+        eval_times = time_repeats(eval_step, repeats, warmup)
+    return {"train_times": train_times, "eval_times": eval_times, "cuda_peak_mb": None,
+            "n_params": learner.n_params}
+
+
+def bench_case(spec, case: Case, *, repeats: int = 5, warmup: int = 2, n_outputs: int = 50,
+               task: str = "multilabel", input_shape: Sequence[int] | None = None,
+               matmul: dict[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
+    """Time one combination; returns its row (see the module docstring and :data:`ROW_FIELDS`).
+
+    ``spec`` is the model's :class:`~mcbench.specs.ModelSpec`; ``input_shape`` (batch axis
+    excluded) defaults to its front end's; ``matmul`` is the :func:`matmul_rate` of the row's
+    device and precision (for the fraction of the dense-matmul rate; ``None``: not computed).
+    Raises :class:`BenchError` for a combination the model or backend does not offer.
+    """
+    if repeats < 1 or warmup < 0:
+        raise BenchError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    if case.backend not in spec.backends_of(case.variant):
+        raise BenchError(f"model {case.model!r} variant {case.variant!r} has no {case.backend} "
+                         f"build (its builds: {', '.join(spec.backends_of(case.variant)) or 'none'})")
+    if task not in spec.tasks:
+        task = spec.tasks[0]
+    shape = tuple(input_shape) if input_shape is not None else compute.input_shape_of(spec, case.variant)
+    reset_peak_rss()
+    runner = _bench_keras if case.backend == "keras" else _bench_torch
+    if case.backend not in BACKENDS:
+        raise BenchError(f"unknown backend {case.backend!r}; choose from {', '.join(BACKENDS)}")
+    measured = runner(spec, case, shape, n_outputs, task, repeats, warmup, seed)
+    host_peak = peak_rss_mb()
+    train, train_spread = _rates(case.batch_size, measured["train_times"])
+    evaluate, eval_spread = _rates(case.batch_size, measured["eval_times"])
+    macs = compute.macs_per_clip(spec, case.variant, n_outputs, task, input_shape=shape)
+    row: dict[str, Any] = {
+        **asdict(case),
+        "input_shape": list(shape),
+        "n_params": measured["n_params"],
+        "train_clips_per_s": round(train, 3),
+        "eval_clips_per_s": round(evaluate, 3),
+        "train_spread": {k: round(v, 3) for k, v in train_spread.items()},
+        "eval_spread": {k: round(v, 3) for k, v in eval_spread.items()},
+        "peak_memory_mb": round(measured["cuda_peak_mb"] if measured["cuda_peak_mb"] is not None
+                                else host_peak, 1),
+        "host_peak_rss_mb": round(host_peak, 1),
+        "cuda_max_allocated_mb": (None if measured["cuda_peak_mb"] is None
+                                  else round(measured["cuda_peak_mb"], 1)),
+        "macs_per_clip": macs,
+        "repeats": repeats,
+        "warmup": warmup,
+    }
+    rate = matmul["macs_per_s"] if matmul else None
+    row["train_matmul_fraction"] = (None if not (macs and rate) else
+                                    round(train * compute.train_macs_per_clip(macs) / rate, 4))
+    row["eval_matmul_fraction"] = None if not (macs and rate) else round(evaluate * macs / rate, 4)
+    return row
+
+
+#: Fields every row carries.
+ROW_FIELDS = (*KEY_FIELDS, "input_shape", "n_params", "train_clips_per_s", "eval_clips_per_s",
+              "train_spread", "eval_spread", "peak_memory_mb", "host_peak_rss_mb",
+              "cuda_max_allocated_mb", "macs_per_clip", "train_matmul_fraction",
+              "eval_matmul_fraction", "repeats", "warmup")
+
+
+# --------------------------------------------------------------------------- feature store
+
+
+def bench_feature_store(n_clips: int = 256, batch_size: int = 32, shape: Sequence[int] = (1, 96, 1360),
+                        repeats: int = 5, folder: Path | None = None, seed: int = 0) -> dict[str, Any]:
+    """Clips/s read from a memory-mapped feature-store part into a training batch.
+
+    Writes ``n_clips`` random float32 rows of ``shape`` as a ``.npy`` part (as
+    :class:`mcbench.features.FeatureStore` stores them) in ``folder`` (a temporary folder by
+    default, removed afterwards), opens it memory-mapped and reads every batch of an epoch the
+    way the trainer does (``mcbench.training.TorchLearner._batch``: the batch's indices sorted,
+    then one fancy-indexed copy), for a shuffled order (``random``) and for consecutive indices
+    (``contiguous``). The part was just written, so it is read from the page cache: the figure
+    is the store's copy rate, not the disk's. Reports the median clips/s over ``repeats``
+    epochs, and the growth of the resident set while reading.
+    """
+    from .specs import FeatureSplit
+    from .training import TorchLearner
+
+    rows_bytes = int(np.prod(shape)) * 4
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        path = Path(tmp) / "part.npy"
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_clips, *shape))
+        rng = np.random.default_rng(seed)
+        for i in range(0, n_clips, 64):
+            arr[i : i + 64] = rng.standard_normal((min(64, n_clips - i), *shape), dtype=np.float32)
+        arr.flush()
+        del arr
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+        y = np.zeros((n_clips, 50), dtype=np.float32)
+        split = FeatureSplit("bench", [str(i) for i in range(n_clips)], x, y, "multilabel", [])
+        learner = TorchLearner(_Identity(), "multilabel")
+        learner.channels_last = True
+        rss_before = _current_rss_mb()
+        out: dict[str, Any] = {"n_clips": n_clips, "batch_size": batch_size, "clip_bytes": rows_bytes,
+                               "shape": list(shape), "source": "page cache (just written)"}
+        for name in ("random", "contiguous"):
+            rates = []
+            for r in range(repeats + 1):  # the first epoch is a warm-up
+                order = (np.random.default_rng([seed, r]).permutation(n_clips) if name == "random"
+                         else np.arange(n_clips))
+                t0 = time.perf_counter()
+                for i in range(0, n_clips, batch_size):
+                    learner._batch(split, order[i : i + batch_size])
+                if r:
+                    rates.append(n_clips / (time.perf_counter() - t0))
+            s = spread(rates)
+            out[f"{name}_clips_per_s"] = round(s["median"], 1)
+            out[f"{name}_spread"] = {k: round(v, 1) for k, v in s.items()}
+        out["rss_growth_mb"] = round(_current_rss_mb() - rss_before, 1)
+        del x, split
+    return out
+
+
+class _Identity:
+    """Stands in for a module where only :meth:`TorchLearner._batch` is used."""
+
+    def __call__(self, x):
+        return x
+
+
+def _current_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("nan")
+
+
+# --------------------------------------------------------------------------- machine, documents
+
+
+def machine_info(backends: Iterable[str] = ()) -> dict[str, Any]:
+    """Provenance (hardware, packages, git commit) plus the torch build and, when the Keras
+    backend ran, TensorFlow's version and GPUs."""
+    import torch
+
+    info = provenance()
+    info["host"] = socket.gethostname()
+    info["torch"] = torch_build()
+    info["torch_threads"] = torch.get_num_threads()
+    if "keras" in backends and "tensorflow" in sys.modules:
+        tf = sys.modules["tensorflow"]
+        info["tensorflow"] = {"version": tf.__version__,
+                              "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+                              "op_determinism": True}
+    return info
+
+
+def torch_build() -> dict[str, Any]:
+    """torch's version, its build (``CPU`` or ``CUDA x.y``) and whether CUDA is usable here."""
+    import torch
+
+    cuda = getattr(torch.version, "cuda", None)
+    available = bool(torch.cuda.is_available())
+    return {"version": torch.__version__, "build": f"CUDA {cuda}" if cuda else "CPU",
+            "cuda_available": available,
+            "gpu": torch.cuda.get_device_name(0) if available else None}
+
+
+def default_output(results_dir: Path | str = "results", when: float | None = None) -> Path:
+    """``<results_dir>/bench/<UTC timestamp>-<host>.json``."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname()) or "host"
+    return Path(results_dir) / "bench" / f"{stamp}-{host}.json"
+
+
+def load_document(path: Path | str) -> dict[str, Any]:
+    """A bench JSON document; a clear error when the file is missing or not one."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BenchError(f"bench result {path} does not exist (give a file that an earlier "
+                         f"`mcbench bench` wrote under results/bench/)") from exc
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"bench result {path} is not readable JSON: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
+        raise BenchError(f"bench result {path} has no \"rows\" list; is it a `mcbench bench` JSON?")
+    return doc
+
+
+def row_key(row: dict[str, Any]) -> tuple:
+    return tuple(row.get(k) for k in KEY_FIELDS)
+
+
+def compare(new_rows: Sequence[dict], old_rows: Sequence[dict]) -> list[dict[str, Any]]:
+    """Rows present in both (equal :data:`KEY_FIELDS`): the ratio new/old of training and
+    evaluation clips/s and of peak memory (> 1: faster, or more memory)."""
+    old = {row_key(r): r for r in old_rows}
+    out = []
+    for r in new_rows:
+        o = old.get(row_key(r))
+        if o is None:
+            continue
+
+        def ratio(field: str, r: dict = r, o: dict = o) -> float | None:
+            a, b = r.get(field), o.get(field)
+            return None if not a or not b else round(a / b, 3)
+
+        out.append({**{k: r[k] for k in KEY_FIELDS if k in r},
+                    "train_ratio": ratio("train_clips_per_s"), "eval_ratio": ratio("eval_clips_per_s"),
+                    "memory_ratio": ratio("peak_memory_mb"),
+                    "old_train_clips_per_s": o.get("train_clips_per_s"),
+                    "new_train_clips_per_s": r.get("train_clips_per_s")})
+    return out
+
+
+def backend_ratios(rows: Sequence[dict], over: str = "keras", base: str = "torch") -> list[dict]:
+    """Within one document: ``base`` ÷ ``over`` clips/s for rows equal but for the backend
+    (e.g. torch ÷ keras, > 1: torch faster)."""
+    others = {tuple(r.get(k) for k in KEY_FIELDS if k not in ("backend", "channels_last", "compiled")): r
+              for r in rows if r.get("backend") == over}
+    out = []
+    for r in rows:
+        if r.get("backend") != base or r.get("compiled") or not r.get("channels_last", True):
+            continue
+        o = others.get(tuple(r.get(k) for k in KEY_FIELDS if k not in ("backend", "channels_last", "compiled")))
+        if o is None:
+            continue
+        out.append({"model": r["model"], "variant": r["variant"], "device": r["device"],
+                    "precision": r["precision"], "batch_size": r["batch_size"],
+                    f"train_{base}_over_{over}": round(r["train_clips_per_s"] / o["train_clips_per_s"], 3),
+                    f"eval_{base}_over_{over}": round(r["eval_clips_per_s"] / o["eval_clips_per_s"], 3)})
+    return out
+
+
+def project_hours(rows: Sequence[dict], clips: int = TABLE1_TRAIN_CLIPS,
+                  epochs: int = TABLE1_EPOCHS, batch_size: int | None = 32) -> dict[str, Any]:
+    """Projected training time of a table: ``clips × epochs / train_clips_per_s`` per model.
+
+    For the paper's Table I (Wang et al., IJCNN 2019): 15,244 MagnaTagATune training clips and
+    50 epochs per model. Per (model, variant, backend, device, precision) the row of
+    ``batch_size`` is used (``None``, or no such row: the fastest); rows without a training rate
+    are left out. Validation passes are not counted. Returns ``{"per_model": [...], "totals":
+    {(device, backend, precision) as "device/backend/precision": hours}}``.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r.get("train_clips_per_s"):
+            groups.setdefault((r["model"], r["variant"], r["backend"], r["device"], r["precision"]),
+                              []).append(r)
+    per_model, totals = [], {}
+    for (model, variant, backend, device, precision), rs in groups.items():
+        chosen = [r for r in rs if r.get("batch_size") == batch_size] or rs
+        best = max(chosen, key=lambda r: r["train_clips_per_s"])
+        hours = clips * epochs / best["train_clips_per_s"] / 3600
+        per_model.append({"model": model, "variant": variant, "backend": backend, "device": device,
+                          "precision": precision, "batch_size": best["batch_size"],
+                          "train_clips_per_s": best["train_clips_per_s"], "hours": round(hours, 4)})
+        key = f"{device}/{backend}/{precision}"
+        totals[key] = totals.get(key, 0.0) + hours
+    return {"clips": clips, "epochs": epochs, "per_model": per_model,
+            "totals": {k: round(v, 4) for k, v in totals.items()}}
+
+
+# --------------------------------------------------------------------------- output
+
+
+TABLE_COLUMNS = ("model", "variant", "backend", "device", "precision", "batch_size",
+                 "train_clips_per_s", "train_iqr", "eval_clips_per_s", "eval_iqr",
+                 "peak_memory_mb", "gmacs_per_clip", "train_matmul_fraction")
+
+
+def flat_rows(rows: Sequence[dict]) -> list[dict[str, Any]]:
+    """Rows as flat records (spreads as ``*_min/max/iqr`` columns, GMACs) for tables and CSV."""
+    out = []
+    for r in rows:
+        flat = {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
+        for which in ("train", "eval"):
+            for k, v in (r.get(f"{which}_spread") or {}).items():
+                if k != "median":
+                    flat[f"{which}_{k}"] = v
+        flat["input_shape"] = "x".join(str(d) for d in r.get("input_shape", []))
+        macs = r.get("macs_per_clip")
+        flat["gmacs_per_clip"] = None if macs is None else round(macs / 1e9, 3)
+        out.append(flat)
+    return out
+
+
+def format_rows(rows: Sequence[dict], fmt: str = "table") -> str:
+    """``table`` (the main columns), ``csv`` (every flat column) or ``json`` (the rows)."""
+    if fmt == "json":
+        return json.dumps(list(rows), indent=2)
+    flat = flat_rows(rows)
+    if fmt == "csv":
+        import csv
+        import io
+
+        columns: list[str] = []
+        for f in flat:
+            columns += [k for k in f if k not in columns]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat)
+        return buf.getvalue()
+    if fmt != "table":
+        raise BenchError(f"unknown format {fmt!r}; choose table, json or csv")
+    from tabulate import tabulate
+
+    table = [{c: f.get(c) for c in TABLE_COLUMNS} for f in flat]
+    return tabulate(table, headers="keys", tablefmt="simple", floatfmt="g", missingval="-")
+
+
+def format_compare(ratios: Sequence[dict]) -> str:
+    from tabulate import tabulate
+
+    if not ratios:
+        return "no rows in common with the earlier result (compare matches model, variant, " \
+               "backend, device, precision, batch size, layout and compilation)"
+    return tabulate(ratios, headers="keys", tablefmt="simple", floatfmt="g", missingval="-")
+
+
+# --------------------------------------------------------------------------- a whole run
+
+
+def plan_cases(registry, models: Sequence[str], variants: dict[str, list[str]],
+               backends: Sequence[str], devices: Sequence[str], precisions: Sequence[str],
+               batch_sizes: Sequence[int], channels_last: bool = True,
+               compiled: bool = False) -> tuple[list[Case], list[str]]:
+    """Every combination to time, and a line for each one left out (with the reason).
+
+    A model without a variant named in ``variants`` gets, per backend, the variant that backend's
+    build runs by default (:meth:`~mcbench.specs.ModelSpec.default_variant_for`); ``all``
+    takes every variant.
+    """
+    cases, skipped = [], []
+    for name in models:
+        spec = registry.model(name)
+        runnable = [b for b in backends if b in spec.backends]
+        if not runnable:
+            skipped.append(f"{name}: no {'/'.join(backends)} build (its backend: "
+                           f"{', '.join(spec.backends)}); not benchmarked")
+            continue
+        for backend in runnable:
+            wanted = variants.get(name)
+            if wanted == ["all"]:
+                wanted = list(spec.variants)
+            for variant in wanted or [spec.default_variant_for(backend)]:
+                if variant not in spec.variants:
+                    raise BenchError(f"--variant {name}={variant}: model {name!r} has no variant "
+                                     f"{variant!r}; choose from {', '.join(spec.variants)}")
+                if backend not in spec.backends_of(variant):
+                    skipped.append(f"{name}/{variant}: no {backend} build of this variant")
+                    continue
+                for device in devices:
+                    for precision in precisions:
+                        if backend == "keras" and precision != "fp32":
+                            skipped.append(f"{name}/{variant} keras {precision}: the Keras "
+                                           "learner trains in float32 only")
+                            continue
+                        for batch in batch_sizes:
+                            cases.append(Case(name, variant, backend, device, precision, batch,
+                                              channels_last or backend == "keras",
+                                              compiled and backend == "torch"))
+    return cases, skipped
+
+
+def run_bench(registry, cases: Sequence[Case], *, repeats: int = 5, warmup: int = 2,
+              store: bool = True, input_shape: Sequence[int] | None = None,
+              progress: Callable[[str], None] | None = None,
+              settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Time every case (and the feature store when ``store``) and return the JSON document."""
+    say = progress or (lambda _m: None)
+    matmul: dict[tuple[str, str], dict] = {}
+    rows, failed = [], []
+    for i, case in enumerate(cases, start=1):
+        key = (case.device, case.precision)
+        if key not in matmul:
+            say(f"[{i}/{len(cases)}] measuring the dense-matmul rate on {case.device} ({case.precision})")
+            matmul[key] = matmul_rate(case.device, case.precision)
+        say(f"[{i}/{len(cases)}] {case.label()} ...")
+        try:
+            row = bench_case(registry.model(case.model), case, repeats=repeats, warmup=warmup,
+                             input_shape=input_shape, matmul=matmul[key])
+        except BenchError as exc:
+            failed.append(str(exc))
+            say(f"[{i}/{len(cases)}] {case.label()}: skipped ({exc})")
+            continue
+        rows.append(row)
+        say(f"[{i}/{len(cases)}] {case.label()}: train {row['train_clips_per_s']:.2f} clips/s, "
+            f"eval {row['eval_clips_per_s']:.2f} clips/s, peak {row['peak_memory_mb']:.0f} MB")
+    doc: dict[str, Any] = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine_info({c.backend for c in cases}),
+        "settings": {"repeats": repeats, "warmup": warmup, **(settings or {})},
+        "matmul": [v for v in matmul.values()],
+        "rows": rows,
+        "skipped": failed,
+    }
+    if store:
+        say("feature store: reading training batches from a memory-mapped part ...")
+        doc["feature_store"] = bench_feature_store()
+    doc["backend_ratios"] = backend_ratios(rows)
+    return doc
+
+
+def save_document(doc: dict[str, Any], path: Path) -> Path:
+    from .storage import atomic_write_json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, doc)
+    return path
