@@ -151,14 +151,33 @@ def _random_batch(shape: Sequence[int], n_outputs: int, task: str, batch: int, s
     return x, y
 
 
-def _bench_torch(spec, case: Case, shape, n_outputs: int, task: str, repeats: int, warmup: int,
-                 seed: int) -> dict[str, Any]:
+@dataclass
+class Steps:
+    """One combination's training and evaluation steps on a fixed batch, ready to time.
+
+    ``train()`` runs one optimiser step, ``evaluate()`` one forward pass without gradients;
+    ``sync()`` waits for the device. ``n_params``: trainable parameters of the model.
+    """
+
+    train: Callable[[], Any]
+    evaluate: Callable[[], Any]
+    sync: Callable[[], None]
+    n_params: int
+    #: the model's mode switch (``train(True)`` before training steps), if it has one
+    set_training: Callable[[bool], Any] = lambda _flag: None
+
+
+def torch_steps(spec, case: Case, shape: Sequence[int], n_outputs: int = 50,
+                task: str = "multilabel", seed: int = 0) -> Steps:
+    """The torch trainer's step (:class:`~mcbench.training.TorchLearner`'s placement,
+    channels-last layout, bf16 autocast and loss; Adam over its parameter groups with the
+    ``paper`` protocol's L2) and its evaluation, on one random batch already on the device."""
     import torch
 
     from .training import TorchLearner, parameter_groups, protocol_config, resolve_device
 
     torch.manual_seed(seed)
-    module = spec.create(shape, n_outputs, task=task, variant=case.variant, backend="torch")
+    module = spec.create(tuple(shape), n_outputs, task=task, variant=case.variant, backend="torch")
     if not isinstance(module, torch.nn.Module):
         raise BenchError(f"model {case.model!r}: its torch build returned "
                          f"{type(module).__name__}, not a torch module")
@@ -177,34 +196,30 @@ def _bench_torch(spec, case: Case, shape, n_outputs: int, task: str, repeats: in
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.from_numpy(y_np).to(device)
     net = torch.compile(learner.module) if case.compiled else learner.module
-    sync = _torch_sync(device.type)
 
-    def train_step() -> None:
+    def train_step() -> torch.Tensor:
         with learner._autocast():
             logits = net(x)
         loss = learner._loss(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        return loss.detach()
 
-    def eval_step() -> None:
+    def eval_step() -> torch.Tensor:
         with torch.no_grad(), learner._autocast():
-            learner._to_probs(net(x))
+            return learner._to_probs(net(x))
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    learner.module.train()
-    train_times = time_repeats(train_step, repeats, warmup, sync)
-    learner.module.eval()
-    eval_times = time_repeats(eval_step, repeats, warmup, sync)
-    cuda_peak = (torch.cuda.max_memory_allocated(device) / 2**20
-                 if device.type == "cuda" else None)
-    return {"train_times": train_times, "eval_times": eval_times, "cuda_peak_mb": cuda_peak,
-            "n_params": learner.n_params}
+    return Steps(train_step, eval_step, _torch_sync(device.type), learner.n_params,
+                 learner.module.train)
 
 
-def _bench_keras(spec, case: Case, shape, n_outputs: int, task: str, repeats: int, warmup: int,
-                 seed: int) -> dict[str, Any]:
+def keras_steps(spec, case: Case, shape: Sequence[int], n_outputs: int = 50,
+                task: str = "multilabel", seed: int = 0) -> Steps:
+    """The Keras trainer's compiled step (:meth:`~mcbench.keras_learner.KerasLearner.
+    _make_train_step`: loss, the ``paper`` protocol's L2, Adam, batch-norm warm-up; TensorFlow's
+    op determinism on, as :meth:`~mcbench.keras_learner.KerasLearner.fit` sets it) and its
+    compiled prediction, on one random batch."""
     if case.precision != "fp32":
         raise BenchError(f"{case.label()}: the Keras learner trains in float32 only")
     if case.compiled or not case.channels_last:
@@ -216,9 +231,8 @@ def _bench_keras(spec, case: Case, shape, n_outputs: int, task: str, repeats: in
     import tensorflow as tf
 
     seed_keras(seed)
-    # As KerasLearner.fit runs: TensorFlow's op determinism on.
     tf.config.experimental.enable_op_determinism()
-    model = spec.create(shape, n_outputs, task=task, variant=case.variant, backend="keras")
+    model = spec.create(tuple(shape), n_outputs, task=task, variant=case.variant, backend="keras")
     learner = KerasLearner(model, task)
     learner._tf_device, learner.device = _resolve_device(case.device)
     config = protocol_config("paper", batch_size=case.batch_size, device=case.device)
@@ -227,22 +241,41 @@ def _bench_keras(spec, case: Case, shape, n_outputs: int, task: str, repeats: in
         optimizer = keras.optimizers.Adam(learning_rate=config.lr, beta_1=0.9, beta_2=0.999,
                                           epsilon=config.adam_eps)
         optimizer.build(learner.model.trainable_variables)
-        train_fn = learner._make_train_step(optimizer, config)
-        predict_fn = learner._make_predict()
-        step = [0]
+    train_fn = learner._make_train_step(optimizer, config)
+    predict_fn = learner._make_predict()
+    step = [0]
 
-        def train_step() -> None:
+    def train_step() -> float:
+        with tf.device(learner._tf_device):
             # float() waits for the result, as the trainer does after every step
-            float(train_fn(x, y, np.int64(step[0])))
-            step[0] += 1
+            loss = float(train_fn(x, y, np.int64(step[0])))
+        step[0] += 1
+        return loss
 
-        def eval_step() -> None:
-            predict_fn(x).numpy()
+    def eval_step() -> np.ndarray:
+        with tf.device(learner._tf_device):
+            return predict_fn(x).numpy()
 
-        train_times = time_repeats(train_step, repeats, warmup)
-        eval_times = time_repeats(eval_step, repeats, warmup)
-    return {"train_times": train_times, "eval_times": eval_times, "cuda_peak_mb": None,
-            "n_params": learner.n_params}
+    return Steps(train_step, eval_step, lambda: None, learner.n_params)
+
+
+def _measure(steps: Steps, case: Case, repeats: int, warmup: int) -> dict[str, Any]:
+    cuda = case.device.startswith("cuda") and case.backend == "torch"
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(case.device)
+    steps.set_training(True)
+    train_times = time_repeats(steps.train, repeats, warmup, steps.sync)
+    steps.set_training(False)
+    eval_times = time_repeats(steps.evaluate, repeats, warmup, steps.sync)
+    cuda_peak = None
+    if cuda:
+        import torch
+
+        cuda_peak = torch.cuda.max_memory_allocated(case.device) / 2**20
+    return {"train_times": train_times, "eval_times": eval_times, "cuda_peak_mb": cuda_peak,
+            "n_params": steps.n_params}
 
 
 def bench_case(spec, case: Case, *, repeats: int = 5, warmup: int = 2, n_outputs: int = 50,
@@ -264,10 +297,10 @@ def bench_case(spec, case: Case, *, repeats: int = 5, warmup: int = 2, n_outputs
         task = spec.tasks[0]
     shape = tuple(input_shape) if input_shape is not None else compute.input_shape_of(spec, case.variant)
     reset_peak_rss()
-    runner = _bench_keras if case.backend == "keras" else _bench_torch
     if case.backend not in BACKENDS:
         raise BenchError(f"unknown backend {case.backend!r}; choose from {', '.join(BACKENDS)}")
-    measured = runner(spec, case, shape, n_outputs, task, repeats, warmup, seed)
+    make = keras_steps if case.backend == "keras" else torch_steps
+    measured = _measure(make(spec, case, shape, n_outputs, task, seed), case, repeats, warmup)
     host_peak = peak_rss_mb()
     train, train_spread = _rates(case.batch_size, measured["train_times"])
     evaluate, eval_spread = _rates(case.batch_size, measured["eval_times"])

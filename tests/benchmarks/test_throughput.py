@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
+from mcbench import bench, compute
 from mcbench.features import FrontEnd, LogMel, librosa_logmel
 from mcbench.plugins import Registry
 
@@ -30,24 +30,17 @@ def test_logmel_librosa_batch_of_8(benchmark):
 
 
 REGISTRY = Registry()
-DEEP = [m.name for m in REGISTRY.specs("model") if m.name != "mfcc_svm"]
+DEEP = [m.name for m in REGISTRY.specs("model") if "torch" in m.backends]
 
 
 @pytest.mark.parametrize("name", DEEP)
 def test_train_step_batch_of_4(benchmark, name):
-    """One optimiser step (forward, BCE, backward, Adam) on 4 clips of the paper's input."""
+    """One optimiser step (forward, BCE, backward, Adam) on 4 clips of the paper's input: the
+    step ``mcbench bench`` times (:func:`mcbench.bench.torch_steps`)."""
     spec = REGISTRY.model(name)
-    fe = FrontEnd(spec.frontend(spec.default_variant))
-    model = spec.build(fe.shape, 50, task="multilabel", variant=spec.default_variant)
-    opt = torch.optim.Adam(model.parameters())
-    x = torch.randn(4, *fe.shape)
-    y = (torch.rand(4, 50) > 0.9).float()
-
-    def step():
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    assert np.isfinite(benchmark.pedantic(step, rounds=3, warmup_rounds=1))
+    variant = spec.default_variant_for("torch")
+    case = bench.Case(name, variant, "torch", "cpu", "fp32", batch_size=4)
+    steps = bench.torch_steps(spec, case, compute.input_shape_of(spec, variant))
+    steps.set_training(True)
+    loss = benchmark.pedantic(lambda: float(steps.train()), rounds=3, warmup_rounds=1)
+    assert np.isfinite(loss)
