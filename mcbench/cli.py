@@ -121,8 +121,38 @@ def _split_per_model(options: dict[str, tuple[tuple[str, ...], str]],
     return common, per_model
 
 
+def version_text() -> str:
+    """``mcbench --version``: mcbench's version, torch's and its build (CPU, or the CUDA version
+    it was built with), and whether CUDA is usable here. Imports torch, never TensorFlow."""
+    lines = [f"mcbench {__version__}"]
+    try:
+        import torch
+    except ImportError as exc:
+        lines.append(f"torch: not importable ({exc})")
+        return "\n".join(lines)
+    cuda = getattr(torch.version, "cuda", None)
+    build = f"CUDA {cuda}" if cuda else "CPU"
+    lines.append(f"torch {torch.__version__} ({build} build)")
+    if torch.cuda.is_available():
+        lines.append(f"CUDA available: yes, {torch.cuda.device_count()} device(s), "
+                     f"{torch.cuda.get_device_name(0)}")
+    else:
+        lines.append("CUDA available: no" + (" (no usable GPU or driver)" if cuda else
+                                             " (a CPU build of torch; see the README, Set-up)"))
+    return "\n".join(lines)
+
+
+def _print_version(ctx: click.Context, _param, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(version_text())
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="mcbench")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show mcbench's and torch's versions, torch's build (CPU or CUDA x.y) and "
+                   "whether CUDA is available, then exit.")
 @click.option("--plugins-dir", "plugin_dirs", multiple=True, type=click.Path(path_type=Path),
               help=f"Folder of one-file plugins (*.py) to load; repeatable. Also ${PLUGINS_DIR_ENV}.")
 @click.pass_context
@@ -931,7 +961,7 @@ def reproduce(ctx: Context, artifact, list_, demo, roots, reading, dry_run, add_
 
             if demo:
                 click.echo(f"DEMO of {recipe.name}: synthetic stand-ins, not the paper's data")
-            click.echo(dry_run_table(plan_recipe(ctx.registry, req)))
+            click.echo(dry_run_table(plan_recipe(ctx.registry, req), device))
             return
         results = run_recipe(ctx.registry, req)
     except (*USER_ERRORS, StateError, RecipeError) as exc:

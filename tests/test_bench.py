@@ -288,3 +288,16 @@ def test_keras_row_when_tensorflow_is_importable(tmp_path, tiny_dir):
     with pytest.raises(bench.BenchError, match="float32 only"):
         bench.bench_case(spec, bench.Case("tiny_bench", "a", "keras", precision="bf16"),
                          input_shape=shape)
+
+
+def test_version_names_the_torch_build_without_importing_tensorflow():
+    from plugin_files import modules_loaded_by_cli
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].startswith("mcbench ")
+    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU"
+    assert lines[1] == f"torch {torch.__version__} ({build} build)"
+    assert lines[2].startswith("CUDA available: " + ("yes" if torch.cuda.is_available() else "no"))
+    assert modules_loaded_by_cli(["--version"], ("tensorflow", "keras")) == []
