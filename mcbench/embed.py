@@ -19,7 +19,11 @@ A torch model plugin gets embeddings in one of two ways:
    head group is not one submodule, or when the representation of interest is elsewhere.
 
 Learners that are not torch modules provide ``embed(split) -> (N, D) array`` themselves (the
-MFCC + SVM baseline returns its MFCC statistics).
+MFCC + SVM baseline returns its MFCC statistics). The Keras learner returns the input of the
+model's head: its first layer named ``head_…`` (the Keras twin of the head group), or the input
+of the layer producing the logits in a model without groups, flattened in channels-first order
+so that the Keras builds of the authors' models give the torch ports' embeddings
+(:meth:`mcbench.keras_learner.KerasLearner.embed`).
 
 Embeddings are computed in evaluation mode (dropout off, batch norm on running statistics),
 without gradients; the model's training mode is restored afterwards.
@@ -325,8 +329,13 @@ def embed_run(registry: Any, req: EmbedRequest) -> EmbedResult:
                           f"({mspec.frontend(ident.model.variant)!r}); the plugin has changed")
     input_shape = FrontEnd(**fe_run).shape
     seed_everything(ident.seed)
+    if ident.model.backend == "keras":
+        from .keras_learner import seed_keras
+
+        seed_keras(ident.seed)
     built = mspec.create(input_shape, len(ident.dataset.labels), task=ident.dataset.task,
-                         variant=ident.model.variant, **ident.model.options)
+                         variant=ident.model.variant, backend=ident.model.backend,
+                         **ident.model.options)
     learner = as_learner(built, ident.dataset.task)
     if not callable(getattr(learner, "embed", None)):
         raise OptionError(f"model {mspec.name} (backend {ident.model.backend}) gives no "
@@ -334,6 +343,8 @@ def embed_run(registry: Any, req: EmbedRequest) -> EmbedResult:
     network = getattr(learner, "network", None)
     if isinstance(network, nn.Module) and not callable(getattr(network, "embed", None)):
         head_module(network)  # a model without a usable head group is refused before any work
+    if callable(getattr(learner, "check_embed", None)):
+        learner.check_embed()  # a Keras model whose groups are not usable, before any work
     _configure(learner, ident.training, req)
     _restore(learner, work_dir(results_dir, req.run_id), req.run_id)
 
@@ -380,10 +391,14 @@ def _configure(learner: Any, training: Mapping[str, Any], req: EmbedRequest) -> 
     from .runner import check_device
     from .training import TorchLearner, resolve_device
 
+    batch_size = int(req.batch_size or training.get("batch_size") or 32)
     if not isinstance(learner, TorchLearner):
+        configure = getattr(learner, "configure_inference", None)  # the Keras learner
+        if callable(configure):
+            configure(req.device, batch_size)
         return
 
     check_device(req.device)
     learner.device = resolve_device(req.device)
-    learner.batch_size = int(req.batch_size or training.get("batch_size") or 32)
+    learner.batch_size = batch_size
     learner.precision = str(training.get("precision") or "fp32")

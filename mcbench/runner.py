@@ -277,13 +277,15 @@ def _transfer_source(registry: Registry, req: RunRequest, spec: DatasetSpec, msp
     """The checked source run of one target model, or ``None`` for a run from scratch."""
     if choice is None:
         return None
-    if mspec.backend != "torch":
-        raise OptionError(f"--init-from: model {mspec.name} (backend {mspec.backend}) cannot "
-                          "start from another run's weights; only torch networks that declare "
-                          "parameter_groups() can. Run it without --init-from/--transfer")
-    variant = req.variants.get(mspec.name, mspec.default_variant)
+    variant = req.variants.get(mspec.name, mspec.default_variant_for(req.backend))
     options = mspec.resolve_options(variant, req.model_params.get(mspec.name, {}))
-    model = {"name": mspec.name, "variant": variant, "backend": mspec.backend,
+    backend = mspec.check_backend(req.backend, variant, options)
+    if backend not in ("torch", "keras"):
+        raise OptionError(f"--init-from: model {mspec.name} (backend {backend}) cannot "
+                          "start from another run's weights; only torch networks that declare "
+                          "parameter_groups() and Keras models whose layers are named cnn_…, "
+                          "rnn_… and head_… can. Run it without --init-from/--transfer")
+    model = {"name": mspec.name, "variant": variant, "backend": backend,
              "options": ident.to_jsonable(options)}
     return find_source(choice, model, Path(req.results_dir or default_results_dir()),
                        [d.name for d in registry.specs("dataset")], spec.name,
@@ -322,9 +324,6 @@ def plan_runs(registry: Registry, req: RunRequest) -> tuple[list[RunPlan], list[
         if spec.task not in mspec.tasks:
             unsupported.append(name)
             continue
-        if choice is not None and (req.backend or mspec.backend) != "torch":
-            raise OptionError(f"--init-from: the {req.backend} backend of model {mspec.name} "
-                              "cannot start from another run's weights; use --backend torch")
         source = _transfer_source(registry, req, spec, mspec, choice)
         plans.extend(_model_plans(req, spec, mspec, protocol, folds, data_params, selector,
                                   source))
@@ -504,7 +503,9 @@ def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: 
         transferred = None
         if plan.transfer is not None:
             stage = f"loading the weights of source run {plan.transfer.run_id}"
-            transferred = apply_transfer(learner, plan.transfer)
+            transferred = apply_transfer(learner, plan.transfer, rebuild=lambda n: mspec.create(
+                feats["train"].x.shape[1:], n, task=plan.task, variant=plan.variant,
+                backend=plan.backend, **plan.options))
         storage.ensure_free_space(workdir.parent, _checkpoint_bytes(learner),
                                   f"the checkpoints of {run.run_id}")
         config = TrainConfig(**training, seed=plan.seed, device=ctx.device, workdir=workdir,

@@ -30,6 +30,13 @@ How a transfer run is built (:func:`apply`):
 * the input standardisation (mean and standard deviation of the source's training split) is the
   source's, since the frozen layers were trained on inputs scaled that way; the record says so.
 
+Keras models (``--backend keras``, a :class:`mcbench.keras_learner.KerasLearner`) declare the
+same groups by layer names (``cnn_…``, ``rnn_…``, ``head_…``; see
+:func:`mcbench.keras_learner.check_keras_groups`) and start from a Keras source run's
+``best.weights.h5`` (:func:`_apply_keras`). A source of another backend is refused, naming both:
+weights are not converted between torch and Keras by a transfer (the built-in models' weight
+copies ``torch_to_keras`` / ``keras_to_torch`` exist for the parity tests).
+
 ``scratch`` is an ordinary run: it never reads a source and has the identity (and run id) of a
 run without ``--transfer``, so the baseline row is shared with runs made without transfer.
 """
@@ -38,7 +45,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,6 +253,9 @@ def _model_text(model: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
     """``crnn_tf (paper; units=16)``: the options that differ from the variant's defaults."""
     opts = ", ".join(f"{k}={json.dumps(v)}"
                      for k, v in _changed(model.get("options") or {}, defaults).items())
+    backend = model.get("backend")
+    if backend and backend != "torch":
+        opts = f"{opts}; {backend} backend" if opts else f"{backend} backend"
     return f"{model.get('name')} ({model.get('variant')}{'; ' + opts if opts else ''})"
 
 
@@ -280,7 +291,13 @@ def _source_command(model: Mapping[str, Any], dataset: str, defaults: Mapping[st
         parts.append(f"--variant {model['name']}={model['variant']}")
     for k, v in _changed(model.get("options") or {}, defaults).items():
         parts.append(f"--param {model['name']}.{k}={_option_text(v)}")
+    if model.get("backend") not in (None, "torch"):
+        parts.append(f"--backend {model['backend']}")
     return " ".join(parts) + " --root …  (with the training settings the source should have)"
+
+
+#: The checkpoint a transfer reads, per backend of the source run, in order of preference.
+CHECKPOINTS = {"torch": ("best.pt", "last.pt"), "keras": ("best.weights.h5",)}
 
 
 def find_source(choice: TransferChoice, model: Mapping[str, Any], results_dir: Path,
@@ -340,7 +357,11 @@ def find_source(choice: TransferChoice, model: Mapping[str, Any], results_dir: P
                             f"{target_dataset} itself; a transfer source is trained on another "
                             "dataset (e.g. mtat for gtzan)")
     source_model = ident.model.model_dump(mode="json")
-    differ = [k for k in ("name", "variant", "backend") if source_model.get(k) != model.get(k)]
+    differ = [k for k in ("name", "variant") if source_model.get(k) != model.get(k)]
+    if source_model.get("backend") != model.get("backend"):
+        # Weights are not converted between backends: a Keras target needs a Keras source.
+        differ.append(f"backend ({source_model.get('backend')} in the source, "
+                      f"{model.get('backend')} here)")
     src_opts, opts = source_model.get("options") or {}, model.get("options") or {}
     differ += [f"option {k} ({json.dumps(src_opts.get(k))} in the source, "
                f"{json.dumps(opts.get(k))} here)"
@@ -353,11 +374,12 @@ def find_source(choice: TransferChoice, model: Mapping[str, Any], results_dir: P
             "weights do not fit. Start from a run of the same model, variant and options, or "
             "train one:\n  " + _source_command(model, ident.dataset.name, defaults))
     workdir = work_dir(results_dir, record.run_id)
-    checkpoint = next((workdir / n for n in ("best.pt", "last.pt") if (workdir / n).is_file()), None)
+    names = CHECKPOINTS.get(str(source_model.get("backend")), CHECKPOINTS["torch"])
+    checkpoint = next((workdir / n for n in names if (workdir / n).is_file()), None)
     if checkpoint is None:
         raise TransferError(
             f"--init-from {given}: the source run {record.run_id} has no checkpoint in {workdir} "
-            "(best.pt or last.pt; the results folder may have been copied without work/). Train "
+            f"({' or '.join(names)}; the results folder may have been copied without work/). Train "
             f"it again: `mcbench runs rm {record.run_id}`, then\n  "
             + _source_command(model, ident.dataset.name, defaults))
     sha = hashlib.sha256(record_path.read_bytes()).hexdigest()
@@ -380,18 +402,24 @@ def check_frontend(source: TransferSource, frontend, target_dataset: str) -> Non
 # --------------------------------------------------------------------------- applying it
 
 
-def apply(learner: Any, source: TransferSource) -> dict[str, Any]:
-    """Load the source's weights (all but the head) into a freshly built torch learner, freeze
-    the chosen groups, and keep the source's input standardisation (module docstring).
+def apply(learner: Any, source: TransferSource,
+          rebuild: Callable[[int], Any] | None = None) -> dict[str, Any]:
+    """Load the source's weights (all but the head) into a freshly built torch or Keras
+    learner, freeze the chosen groups, and keep the source's input standardisation (module
+    docstring).
 
-    Returns the record's ``transfer`` section. Raises :class:`TransferError` when the learner
-    is not a torch network with valid groups or when a tensor does not fit.
+    ``rebuild(n_outputs)`` builds the target's model again with another number of outputs; a
+    Keras target needs it (:func:`_apply_keras`). Returns the record's ``transfer`` section.
+    Raises :class:`TransferError` when the learner is neither a torch network nor a Keras
+    model with valid groups, or when a tensor does not fit.
     """
     import torch
 
     from .embed import head_module
     from .training import TorchLearner, load_checkpoint
 
+    if type(learner).__name__ == "KerasLearner":
+        return _apply_keras(learner, source, rebuild)
     if not isinstance(learner, TorchLearner):
         raise TransferError(f"run from {source.run_id}: this model's learner "
                             f"({type(learner).__name__}) is not a torch network, so it cannot "
@@ -446,4 +474,77 @@ def apply(learner: Any, source: TransferSource) -> dict[str, Any]:
     section = source.record(stats)
     section["n_trainable"] = sum(p.numel() for p in network.parameters() if p.requires_grad)
     section["n_frozen_norm_layers"] = len(learner.frozen_modules)
+    return section
+
+
+def _apply_keras(learner: Any, source: TransferSource,
+                 rebuild: Callable[[int], Any] | None) -> dict[str, Any]:
+    """:func:`apply` for a :class:`mcbench.keras_learner.KerasLearner`.
+
+    The source's ``.weights.h5`` holds a model with the source's number of outputs, so the
+    target's model is built again with that many (``rebuild``) and the file loaded into it with
+    Keras's own reader, which refuses a tensor of another shape; then every layer of the ``cnn``
+    and ``rnn`` groups (batch-norm moving statistics included) and the input standardisation
+    are copied into the target, layer by layer in network order. The head keeps its new
+    initialisation. Freezing is ``layer.trainable = False``: no gradient, no L2 term, and a
+    frozen ``BatchNormalization`` runs in inference mode on the source's statistics.
+    """
+    from .keras_learner import KerasLearner, _layers, check_keras_groups, keras_transfer_groups
+    from .storage import read_record
+
+    network = learner.network
+    problems = check_keras_groups(network)
+    if keras_transfer_groups(network) is None:
+        problems.append(f"Keras model {network.name!r} declares no transfer groups; a transfer "
+                        "needs its layers with weights named cnn_…, rnn_… and head_…")
+    if problems:
+        raise TransferError("cannot transfer into this model: " + "; ".join(problems))
+    if rebuild is None:
+        raise TransferError(f"run from {source.run_id}: a Keras target needs its build "
+                            "(apply(..., rebuild=...)) to read the source's weights")
+    ident = read_record(source.record_path).identity
+    n_source = len(ident.dataset.labels)
+    try:
+        donor = KerasLearner(rebuild(n_source), ident.dataset.task)
+        donor.load(source.checkpoint)
+    except Exception as exc:
+        raise TransferError(
+            f"the weights of source run {source.run_id} ({source.checkpoint}) do not fit this "
+            f"model: {exc}. The source must have the same model, variant, options and input "
+            "shape (front end and clip length) as the target") from exc
+    mine = [layer for layer in _layers(network) if layer.weights]
+    theirs = [layer for layer in _layers(donor.network) if layer.weights]
+    if len(mine) != len(theirs) or any(type(a) is not type(b) for a, b in zip(mine, theirs)):
+        raise TransferError(
+            f"the weights of source run {source.run_id} do not fit this model: the rebuilt "
+            f"source has {len(theirs)} layers with weights, this model {len(mine)} (or of other "
+            "kinds); the build must give the same layers whatever the number of outputs")
+    groups = keras_transfer_groups(network)
+    head = {id(layer) for layer in groups["head"]}
+    for layer, other in zip(mine, theirs):
+        if id(layer) in head:
+            continue
+        values = other.get_weights()
+        wrong = [f"{w.path}: {tuple(v.shape)} in the source, {tuple(w.shape)} here"
+                 for w, v in zip(layer.weights, values) if tuple(w.shape) != tuple(v.shape)]
+        if wrong or len(values) != len(layer.weights):
+            raise TransferError(
+                f"the weights of source run {source.run_id} do not fit layer {layer.name!r}: "
+                f"{'; '.join(wrong) or 'another number of tensors'}. The source must have the "
+                "same model, variant, options and input shape as the target")
+        layer.set_weights(values)
+    learner.standardizer.mean.assign(float(donor.standardizer.mean.numpy()))
+    learner.standardizer.std.assign(float(donor.standardizer.std.numpy()))
+    keras = __import__("keras")
+    frozen_norms = 0
+    for group in source.frozen:
+        for layer in groups.get(group, []):
+            layer.trainable = False
+            frozen_norms += isinstance(layer, keras.layers.BatchNormalization)
+    learner.keep_standardization = True
+    stats = {"from_source": True, "mean": float(learner.standardizer.mean.numpy()),
+             "std": float(learner.standardizer.std.numpy())}
+    section = source.record(stats)
+    section["n_trainable"] = int(sum(int(math.prod(v.shape)) for v in learner.model.trainable_weights))
+    section["n_frozen_norm_layers"] = frozen_norms
     return section

@@ -100,7 +100,8 @@ def _args(tmp_path: Path) -> list[str]:
     (["--models", "crnn_tf", "--param", "crnn_tf.cell=lstm", "--backend", "keras"],
      r"option cell='lstm' has no keras build; the keras build takes cell 'grid_lstm' or 'gru'"),
     (["--models", "crnn_tf", "--backend", "keras", "--init-from", "mtat"],
-     r"the keras backend of model crnn_tf cannot start from another run's weights; use --backend torch"),
+     r"no finished run of crnn_tf \(paper; keras backend\) on mtat[\s\S]*"
+     r"mcbench run --models crnn_tf --dataset mtat --variant crnn_tf=paper --backend keras"),
 ])
 def test_run_refuses_a_missing_backend_variant_or_option_before_any_work(tmp_path, extra, message):
     result = CliRunner().invoke(main, ["run", *extra, *_args(tmp_path)])
