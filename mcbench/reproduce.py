@@ -521,6 +521,8 @@ class PlannedRun:
     plan: Any
     transfer: tuple[str, str] | None  # (strategy, source dataset)
     status: str  # "done", "partial" (started, unfinished or failed) or "to do"
+    #: The run's compute (:mod:`mcbench.estimate`), when :func:`dry_run` estimated it.
+    cost: Any = None
 
 
 def _same_run(record, plan, transfer: tuple[str, str] | None) -> bool:
@@ -547,13 +549,15 @@ def _same_run(record, plan, transfer: tuple[str, str] | None) -> bool:
 
 
 def dry_run(registry, req: ReproduceRequest) -> list[PlannedRun]:
-    """Every run of the recipe with its status, planned as :func:`run_recipe` would run it;
-    nothing is trained, generated or computed."""
+    """Every run of the recipe with its status and its compute (:mod:`mcbench.estimate`),
+    planned as :func:`run_recipe` would run it; nothing is trained, generated or computed."""
+    from .estimate import costs
     from .runner import default_results_dir, plan_runs
     from .storage import load_records
 
     recipe, setting = req.recipe, req.recipe.setting(req.demo)
-    records = load_records(Path(req.results_dir or default_results_dir()), status=None)
+    results_dir = Path(req.results_dir or default_results_dir())
+    records = load_records(results_dir, status=None)
     planned: list[PlannedRun] = []
     seen_sources: set[tuple] = set()
     for row in recipe.rows:
@@ -573,23 +577,34 @@ def dry_run(registry, req: ReproduceRequest) -> list[PlannedRun]:
                 status = ("done" if any(r.status == "complete" for r in mine)
                           else "partial" if mine else "to do")
                 planned.append(PlannedRun(label, plan, how, status))
-    return planned
+    estimates = costs(registry, [p.plan for p in planned], records, results_dir, req.device)
+    return [replace(p, cost=c) for p, c in zip(planned, estimates)]
 
 
-def dry_run_table(planned: Sequence[PlannedRun]) -> str:
+def dry_run_table(planned: Sequence[PlannedRun], device: str = "auto") -> str:
+    """The runs, their status and compute, and the totals (:func:`mcbench.estimate.summary`)."""
     from tabulate import tabulate
+
+    from .estimate import hours_text, macs_text, summary
 
     body = [[p.row, p.plan.model, p.plan.variant, p.plan.dataset, p.plan.protocol,
              "–" if p.plan.fold is None else p.plan.fold, p.plan.seed,
-             p.plan.training.get("max_epochs"),
-             "–" if p.transfer is None else f"{p.transfer[0]} from {p.transfer[1]}", p.status]
+             p.plan.training.get("max_epochs"), p.plan.training.get("batch_size"),
+             "–" if p.transfer is None else f"{p.transfer[0]} from {p.transfer[1]}",
+             "–" if p.cost is None or p.cost.train_clips is None else p.cost.train_clips,
+             macs_text(None if p.cost is None else p.cost.macs),
+             hours_text(None if p.cost is None else p.cost.seconds), p.status]
             for p in planned]
     counts = {s: sum(p.status == s for p in planned) for s in ("done", "partial", "to do")}
     text = tabulate(body, headers=["Row", "model", "variant", "dataset", "protocol", "fold",
-                                   "seed", "epochs", "transfer", "status"],
+                                   "seed", "epochs", "batch", "transfer", "train clips",
+                                   "compute", "time", "status"],
                     tablefmt="github", disable_numparse=True)
-    return (text + f"\n\n{len(planned)} run(s): {counts['done']} done, {counts['partial']} "
-            f"partial, {counts['to do']} to do\n")
+    text += (f"\n\n{len(planned)} run(s): {counts['done']} done, {counts['partial']} "
+             f"partial, {counts['to do']} to do\n")
+    if planned and all(p.cost is not None for p in planned):
+        text += summary([p.cost for p in planned], device, [p.plan.model for p in planned])
+    return text
 
 
 # --------------------------------------------------------------------------- figures

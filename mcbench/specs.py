@@ -353,6 +353,19 @@ class HealthReport:
         return [p for p in self.problems if not p.fatal]
 
 
+@dataclass(frozen=True)
+class ExpectedSplit:
+    """How many clips one fold of a protocol holds, known without the data: what a dataset's
+    published split lists or its generator's parameters say (a reader may drop a few unreadable
+    clips). ``clip_seconds`` is the length the front end takes when it differs from the
+    dataset's :attr:`DatasetSpec.clip_seconds` (a generated dataset's own clip length)."""
+
+    train: int
+    valid: int
+    test: int
+    clip_seconds: float | None = None
+
+
 @dataclass
 class DatasetSpec:
     """A dataset plugin.
@@ -389,6 +402,9 @@ class DatasetSpec:
     #: KEY=VALUE`` is parsed and checked by these, and ``tracks`` receives every one of them with
     #: its default filled in. Those with ``affects_result=False`` stay out of a run's identity.
     params: Mapping[str, Option] = field(default_factory=dict)
+    #: ``expected_split(protocol, **params)`` -> :class:`ExpectedSplit`: the clips of one fold,
+    #: for compute estimates before any data exists (``mcbench reproduce --dry-run``).
+    expected_split: Callable[..., ExpectedSplit] | None = None
 
     def __post_init__(self) -> None:
         owner = f"dataset {self.name!r}"

@@ -94,6 +94,7 @@ def test_a_user_recipe_runs_reuses_its_runs_and_renders_the_papers_layout(tmp_pa
     plan = _reproduce(tmp_path, str(recipe), "--dry-run")
     assert plan.exit_code == 0, plan.output
     assert "11 run(s): 0 done, 0 partial, 11 to do" in plan.output
+    assert "no measured throughput on cpu for 11 run(s)" in plan.output  # nothing ran yet
     assert "| source of Fine-tune CRNN-TF | crnn_tf" in plan.output
     assert not (tmp_path / "results" / "runs").exists() and not (tmp_path / "data").exists()
     result = _reproduce(tmp_path, str(recipe))
@@ -134,6 +135,9 @@ def test_a_user_recipe_runs_reuses_its_runs_and_renders_the_papers_layout(tmp_pa
     target.write_text(json.dumps(record))
     plan = _reproduce(tmp_path, str(recipe), "--dry-run")
     assert "11 run(s): 10 done, 1 partial, 0 to do" in plan.output, plan.output
+    # the finished runs measured this machine: the listing has a time for every run
+    assert "compute: " in plan.output and "time on this machine (cpu)" in plan.output
+    assert "no measured throughput" not in plan.output
 
 
 DEMO = """

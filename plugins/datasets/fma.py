@@ -49,6 +49,7 @@ from mcbench.specs import (
     DatasetError,
     DatasetSpec,
     Dropped,
+    ExpectedSplit,
     HealthReport,
     Option,
     Partition,
@@ -631,6 +632,12 @@ def _check(root: Path) -> HealthReport:
     return check_fma(root)
 
 
+def expected_split(protocol: str = PROTOCOL, **params) -> ExpectedSplit:
+    """FMA-medium's official split (Defferrard et al. 2017, tracks.csv ``('set', 'split')``):
+    19,922 training, 2,505 validation and 2,573 test clips, before unreadable clips are dropped."""
+    return ExpectedSplit(train=19_922, valid=2_505, test=2_573)
+
+
 SPEC = DatasetSpec(
     name=NAME,
     summary="Free Music Archive, medium subset: 25,000 30-s clips, 16 unbalanced root genres, official split",
@@ -643,6 +650,7 @@ SPEC = DatasetSpec(
     clip_seconds=CLIP_SECONDS,
     readme=README,
     params=PARAMS,
+    expected_split=expected_split,
 )
 
 

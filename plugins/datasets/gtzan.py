@@ -36,6 +36,7 @@ from mcbench.specs import (
     DatasetError,
     DatasetSpec,
     Dropped,
+    ExpectedSplit,
     HealthReport,
     Option,
     Partition,
@@ -500,6 +501,14 @@ def check(root: Path) -> HealthReport:
     return check_gtzan(Path(root))
 
 
+def expected_split(protocol: str = "cv10", **params) -> ExpectedSplit:
+    """``cv10``: 1,000 clips in 10 folds, one to test, one to validate, eight to train;
+    ``filtered``: the lengths of the fault-filtered lists (443, 197 and 290 clips)."""
+    if protocol == "filtered":
+        return ExpectedSplit(train=443, valid=197, test=290)
+    return ExpectedSplit(train=800, valid=100, test=100)
+
+
 SPEC = DatasetSpec(
     name=NAME,
     summary="GTZAN, 10 genres; stratified 10-fold CV (the paper's) or the fault-filtered split",
@@ -513,6 +522,7 @@ SPEC = DatasetSpec(
     readme="datasets/gtzan/README.md",
     labels=GENRES,
     params=PARAMS,
+    expected_split=expected_split,
 )
 
 

@@ -38,6 +38,7 @@ from mcbench.specs import (
     DatasetError,
     DatasetSpec,
     Dropped,
+    ExpectedSplit,
     HealthReport,
     Option,
     Partition,
@@ -526,6 +527,12 @@ def check(root: Path) -> HealthReport:
     return check_mtat(Path(root))
 
 
+def expected_split(protocol: str = "fixed", **params) -> ExpectedSplit:
+    """The standard split's clip counts after the reader's drops (empty and too-short clips),
+    as in the published split lists of Lee et al. (jongpillee/music_dataset_split)."""
+    return ExpectedSplit(train=15_244, valid=1_529, test=4_332)
+
+
 SPEC = DatasetSpec(
     name=NAME,
     summary="MagnaTagATune, top-50 tags, standard 12:1:3 folder split (Dieleman & Schrauwen 2014)",
@@ -538,6 +545,7 @@ SPEC = DatasetSpec(
     clip_seconds=29.0,
     readme="datasets/mtat/README.md",
     params=PARAMS,
+    expected_split=expected_split,
 )
 
 

@@ -53,6 +53,7 @@ from mcbench.specs import (
     MULTILABEL,
     DatasetError,
     DatasetSpec,
+    ExpectedSplit,
     HealthReport,
     Option,
     Partition,
@@ -672,6 +673,22 @@ GENRES_PARAMS = {
     **_RUNTIME_PARAMS,
 }
 
+def expected_split(protocol: str = "fixed", **params) -> ExpectedSplit:
+    """The generator's own counts: ``split`` shares of ``n_clips`` (largest remainder)."""
+    gen = {**TAGGING_DEFAULTS, **params}
+    train, valid, test = _split_counts(int(gen["n_clips"]), gen["split"])
+    return ExpectedSplit(train, valid, test, clip_seconds=float(gen["seconds"]))
+
+
+def expected_split_genres(protocol: str = "fixed", **params) -> ExpectedSplit:
+    """``n_per_genre`` clips of each genre in ``N_FOLDS`` stratified folds: one to test, one to
+    validate, the others to train (``fixed`` is fold 0)."""
+    gen = {**GENRES_DEFAULTS, **params}
+    n = int(gen["n_per_genre"]) * len(GENRES)
+    fold = n // N_FOLDS
+    return ExpectedSplit(n - 2 * fold, fold, fold, clip_seconds=float(gen["seconds"]))
+
+
 SPEC = DatasetSpec(
     name=NAME,
     summary=f"synthetic music-like clips, {len(TAGS)} tags (spectral and temporal), MTAT layout; "
@@ -688,6 +705,7 @@ SPEC = DatasetSpec(
     train_defaults=TRAIN_DEFAULTS,
     model_train_defaults=MODEL_TRAIN_DEFAULTS,
     params=TAGGING_PARAMS,
+    expected_split=expected_split,
     # the vocabulary; a Partition lists the tags that occur, by count, as the MTAT top-50 tag list is chosen (Law et al. 2009)
     labels=TAGS,
 )
@@ -709,6 +727,7 @@ GENRES_SPEC = DatasetSpec(
     model_train_defaults=GENRES_MODEL_TRAIN_DEFAULTS,
     labels=GENRES,
     params=GENRES_PARAMS,
+    expected_split=expected_split_genres,
 )
 
 
