@@ -683,3 +683,47 @@ def save_document(doc: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, doc)
     return path
+
+
+def projection_text(doc: dict[str, Any], clips: int = TABLE1_TRAIN_CLIPS,
+                    epochs: int = TABLE1_EPOCHS) -> str:
+    """The :func:`project_hours` of a bench document as a table and one total line per
+    (device, backend, precision)."""
+    from tabulate import tabulate
+
+    projection = project_hours(doc["rows"], clips=clips, epochs=epochs)
+    if not projection["per_model"]:
+        return "no row with a training rate to project from"
+    gpu = (doc.get("machine", {}).get("torch") or {}).get("gpu")
+    where = f" on {gpu}" if gpu else ""
+    lines = [f"projected training time{where}: {clips:,} clips x {epochs} epochs per model "
+             "(validation passes not counted)",
+             tabulate(projection["per_model"], headers="keys", tablefmt="simple", floatfmt="g")]
+    for key, hours in projection["totals"].items():
+        n = sum(1 for p in projection["per_model"] if f"{p['device']}/{p['backend']}/{p['precision']}" == key)
+        lines.append(f"total {key}: {hours:.2f} h ({hours * 60:.1f} min) for {n} model variant(s)")
+    return "\n".join(lines)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mcbench.bench project FILE [--clips N] [--epochs N]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mcbench.bench")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("project", help="projected training time of Table I from a bench JSON")
+    p.add_argument("file", type=Path)
+    p.add_argument("--clips", type=int, default=TABLE1_TRAIN_CLIPS)
+    p.add_argument("--epochs", type=int, default=TABLE1_EPOCHS)
+    args = parser.parse_args(argv)
+    try:
+        doc = load_document(args.file)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(projection_text(doc, args.clips, args.epochs))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(_main())
