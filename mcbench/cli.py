@@ -936,14 +936,23 @@ def reproduce(ctx: Context, artifact, list_, demo, roots, reading, dry_run, add_
 
     try:
         if list_ or artifact is None:
+            from .reproduce import dry_run as plan_recipe
+
             for recipe in shipped().values():
                 models = ", ".join(dict.fromkeys(r.model for r in recipe.rows))
+                runs = {demo: len(plan_recipe(ctx.registry, ReproduceRequest(
+                    recipe, demo=demo, results_dir=results_dir, data_dir=data_dir),
+                    estimate=False)) for demo in ((False, True) if recipe.demo else (False,))}
                 click.echo(f"{recipe.name:<8} {recipe.title}")
-                click.echo(f"         {len(recipe.rows)} rows ({models}) on "
+                click.echo(f"         {len(recipe.rows)} rows ({models}), {runs[False]} runs on "
                            f"{', '.join(sorted(set(recipe.real.datasets.values())))}; --demo: "
-                           f"{', '.join(sorted(set(recipe.demo.datasets.values()))) if recipe.demo else 'none'}")
+                           + (f"{runs[True]} runs on "
+                              f"{', '.join(sorted(set(recipe.demo.datasets.values())))}"
+                              if recipe.demo else "none"))
+            click.echo("\nwhat a recipe's runs cost (MACs, and hours where this machine has "
+                       "measured the models): `mcbench reproduce NAME --dry-run`")
             if artifact is None and not list_:
-                click.echo("\nname an artifact, e.g. `mcbench reproduce table3 --demo`")
+                click.echo("name an artifact, e.g. `mcbench reproduce table3 --demo`")
             return
         recipe = load(artifact)
         for model in add_models:

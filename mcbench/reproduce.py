@@ -548,7 +548,7 @@ def _same_run(record, plan, transfer: tuple[str, str] | None) -> bool:
     return bool(got) and (got.get("strategy"), got.get("source_dataset")) == transfer
 
 
-def dry_run(registry, req: ReproduceRequest) -> list[PlannedRun]:
+def dry_run(registry, req: ReproduceRequest, estimate: bool = True) -> list[PlannedRun]:
     """Every run of the recipe with its status and its compute (:mod:`mcbench.estimate`),
     planned as :func:`run_recipe` would run it; nothing is trained, generated or computed."""
     from .estimate import costs
@@ -573,10 +573,17 @@ def dry_run(registry, req: ReproduceRequest) -> list[PlannedRun]:
         for label, role, how in steps:
             plans, _ = plan_runs(registry, _request(registry, req, setting, row, role))
             for plan in plans:
+                same = next((i for i, p in enumerate(planned)
+                             if p.plan == plan and p.transfer == how), None)
+                if same is not None:  # two rows of one run (Fig. 7's raw features and CRNN)
+                    planned[same] = replace(planned[same], row=f"{planned[same].row}, {label}")
+                    continue
                 mine = [r for r in records if _same_run(r, plan, how)]
                 status = ("done" if any(r.status == "complete" for r in mine)
                           else "partial" if mine else "to do")
                 planned.append(PlannedRun(label, plan, how, status))
+    if not estimate:
+        return planned
     estimates = costs(registry, [p.plan for p in planned], records, results_dir, req.device)
     return [replace(p, cost=c) for p, c in zip(planned, estimates)]
 

@@ -454,3 +454,16 @@ def test_wins_table_counts_each_models_tags_per_group(tmp_path):
              for line in text.splitlines() if line.startswith("| CRNN")}
     assert lines == {"CRNN": ["1/2", "0/1", "1/3"], "CRNN-TF": ["1/2", "0/1", "1/3"]}
     assert "ties (nobody's win): c: CRNN, CRNN-TF" in text
+
+
+def test_list_counts_runs_and_two_rows_of_one_run_are_one_run(tmp_path):
+    from mcbench.plugins import Registry
+    from mcbench.reproduce import ReproduceRequest, dry_run
+
+    planned = dry_run(Registry(), ReproduceRequest(shipped()["fig7"], demo=True,
+                                                   results_dir=tmp_path), estimate=False)
+    assert [p.row for p in planned] == ["Raw features, CRNN", "CRNN-TF"]
+    result = _reproduce(tmp_path, "--list")
+    assert result.exit_code == 0, result.output
+    assert "3 rows (crnn, crnn_tf), 2 runs on fma; --demo: 2 runs on synthetic_genres" in result.output
+    assert "--dry-run" in result.output
