@@ -339,54 +339,70 @@ ROW_FIELDS = (*KEY_FIELDS, "input_shape", "n_params", "train_clips_per_s", "eval
 # --------------------------------------------------------------------------- feature store
 
 
-def bench_feature_store(n_clips: int = 256, batch_size: int = 32, shape: Sequence[int] = (1, 96, 1360),
+def bench_feature_store(n_clips: int = 256, batch_size: int = 32, seconds: float = 29.0,
                         repeats: int = 5, folder: Path | None = None, seed: int = 0) -> dict[str, Any]:
-    """Clips/s read from a memory-mapped feature-store part into a training batch.
+    """Clips/s read from the feature store into a training batch.
 
-    Writes ``n_clips`` random float32 rows of ``shape`` as a ``.npy`` part (as
-    :class:`mcbench.features.FeatureStore` stores them) in ``folder`` (a temporary folder by
-    default, removed afterwards), opens it memory-mapped and reads every batch of an epoch the
-    way the trainer does (``mcbench.training.TorchLearner._batch``: the batch's indices sorted,
-    then one fancy-indexed copy), for a shuffled order (``random``) and for consecutive indices
+    Stores ``n_clips`` random log-mel rows (``seconds`` long: 96 × 1360 at the paper's 29 s) as
+    one part of a :class:`mcbench.features.FeatureStore` in ``folder`` (a temporary folder by
+    default, removed afterwards), as ``prepare_partition`` stores a partition (train rows, then
+    the others), loads the train split (three quarters of the rows) with
+    :meth:`~mcbench.features.FeatureStore.load_split`, and reads every batch of an epoch the way
+    the trainer does (:meth:`mcbench.training.TorchLearner._batch`: the batch's indices sorted,
+    one fancy-indexed copy) for a shuffled order (``random``) and for consecutive indices
     (``contiguous``). The part was just written, so it is read from the page cache: the figure
-    is the store's copy rate, not the disk's. Reports the median clips/s over ``repeats``
-    epochs, and the growth of the resident set while reading.
+    is the store's copy rate, not the disk's. Reports the median clips/s over ``repeats`` epochs
+    (after one warm-up epoch), whether the split stayed memory-mapped, and the growth of the
+    resident set while loading and reading it.
     """
-    from .specs import FeatureSplit
+    from .features import FeatureStore, FrontEnd, PartIndex, feature_digest
+    from .specs import Split, Track
     from .training import TorchLearner
 
-    rows_bytes = int(np.prod(shape)) * 4
+    fe = FrontEnd(seconds=seconds)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        path = Path(tmp) / "part.npy"
-        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_clips, *shape))
+        store = FeatureStore(Path(tmp) / "cache", "bench", Path(tmp), fe)
+        tracks = [Track(f"clip{i:06d}", Path(tmp) / f"clip{i:06d}.wav", (i % 50,))
+                  for i in range(n_clips)]
+        part = "bench-part"
+        store._allocate(store.dir / f"{part}.npy", n_clips)
+        arr = store._array(part, "r+")
         rng = np.random.default_rng(seed)
-        for i in range(0, n_clips, 64):
-            arr[i : i + 64] = rng.standard_normal((min(64, n_clips - i), *shape), dtype=np.float32)
+        digests = []
+        for i in range(n_clips):
+            arr[i] = rng.standard_normal(fe.shape, dtype=np.float32)
+            digests.append(feature_digest(arr[i]))
         arr.flush()
         del arr
-        x = np.load(path, mmap_mode="r", allow_pickle=False)
-        y = np.zeros((n_clips, 50), dtype=np.float32)
-        split = FeatureSplit("bench", [str(i) for i in range(n_clips)], x, y, "multilabel", [])
-        learner = TorchLearner(_Identity(), "multilabel")
-        learner.channels_last = True
+        PartIndex(ids=[t.id for t in tracks], paths=[str(t.path) for t in tracks],
+                  status=["ok"] * n_clips, source_seconds=[seconds] * n_clips,
+                  frontend=fe.as_dict(), stamps=[""] * n_clips, created=time.time(),
+                  digests=digests).save(store.dir / f"{part}.index.json")
+        n_train = max(1, (3 * n_clips) // 4)
         rss_before = _current_rss_mb()
-        out: dict[str, Any] = {"n_clips": n_clips, "batch_size": batch_size, "clip_bytes": rows_bytes,
-                               "shape": list(shape), "source": "page cache (just written)"}
+        train, _ = store.load_split(Split("train", tracks[:n_train]), [str(i) for i in range(50)],
+                                    "multilabel")
+        learner = TorchLearner(_Identity(), "multilabel")
+        out: dict[str, Any] = {"n_clips": n_train, "batch_size": batch_size,
+                               "clip_bytes": int(np.prod(fe.shape)) * 4, "shape": list(fe.shape),
+                               "memory_mapped": isinstance(train.x, np.memmap),
+                               "source": "page cache (just written)"}
         for name in ("random", "contiguous"):
             rates = []
             for r in range(repeats + 1):  # the first epoch is a warm-up
-                order = (np.random.default_rng([seed, r]).permutation(n_clips) if name == "random"
-                         else np.arange(n_clips))
+                order = (np.random.default_rng([seed, r]).permutation(n_train) if name == "random"
+                         else np.arange(n_train))
                 t0 = time.perf_counter()
-                for i in range(0, n_clips, batch_size):
-                    learner._batch(split, order[i : i + batch_size])
+                for i in range(0, n_train, batch_size):
+                    learner._batch(train, order[i : i + batch_size])
                 if r:
-                    rates.append(n_clips / (time.perf_counter() - t0))
+                    rates.append(n_train / (time.perf_counter() - t0))
             s = spread(rates)
             out[f"{name}_clips_per_s"] = round(s["median"], 1)
             out[f"{name}_spread"] = {k: round(v, 1) for k, v in s.items()}
         out["rss_growth_mb"] = round(_current_rss_mb() - rss_before, 1)
-        del x, split
+        out["split_mb"] = round(n_train * out["clip_bytes"] / 2**20, 1)
+        del train
     return out
 
 

@@ -448,7 +448,13 @@ class FeatureStore:
             (part,) = parts
             arr = self._array(part)
             rows = [r for _, r in locations]
-            x = arr if rows == list(range(arr.shape[0])) else arr[np.asarray(rows)]
+            # Consecutive rows (a split stored in order, as prepare_partition stores them) stay
+            # a memory-mapped view: a training batch is read from disk or the page cache when
+            # used, and the resident memory does not grow with the split's size.
+            if rows and rows == list(range(rows[0], rows[0] + len(rows))):
+                x = arr[rows[0] : rows[0] + len(rows)]
+            else:
+                x = arr[np.asarray(rows, dtype=np.int64)]
         else:
             x = np.empty((len(keep), *self.frontend.shape), dtype=np.float32)
             cache: dict[str, np.ndarray] = {}

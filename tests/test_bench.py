@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -265,10 +266,37 @@ def test_project_hours_of_table1_from_a_known_document(tmp_path):
 def test_spread_and_feature_store_reads():
     s = bench.spread([1.0, 2.0, 3.0, 4.0, 100.0])
     assert s == {"median": 3.0, "min": 1.0, "max": 100.0, "iqr": 2.0, "n": 5}
-    store = bench.bench_feature_store(n_clips=24, batch_size=8, shape=(1, 4, 10), repeats=2)
-    assert store["n_clips"] == 24 and store["clip_bytes"] == 160
+    # 0.1 s at 12 kHz: 1200 samples, 1 + 1200 // 256 = 5 frames of 96 bands
+    store = bench.bench_feature_store(n_clips=24, batch_size=8, seconds=0.1, repeats=2)
+    assert store["n_clips"] == 18 and store["shape"] == [1, 96, 5]
+    assert store["clip_bytes"] == 96 * 5 * 4
+    assert store["memory_mapped"] is True
     assert store["random_clips_per_s"] > 0 and store["contiguous_clips_per_s"] > 0
     assert store["random_spread"]["n"] == 2
+
+
+def test_a_split_of_consecutive_rows_stays_memory_mapped(tmp_path):
+    from mcbench.features import FeatureStore, FrontEnd, PartIndex, feature_digest
+    from mcbench.specs import Split, Track
+
+    fe = FrontEnd(seconds=0.1)
+    store = FeatureStore(tmp_path / "cache", "d", tmp_path, fe)
+    tracks = [Track(f"t{i}", tmp_path / f"t{i}.wav", (0,)) for i in range(10)]
+    store._allocate(store.dir / "p.npy", 10)
+    arr = store._array("p", "r+")
+    for i in range(10):
+        arr[i] = i
+    arr.flush()
+    PartIndex(ids=[t.id for t in tracks], paths=[str(t.path) for t in tracks], status=["ok"] * 10,
+              source_seconds=[0.1] * 10, frontend=fe.as_dict(), stamps=[""] * 10,
+              digests=[feature_digest(arr[i]) for i in range(10)]).save(store.dir / "p.index.json")
+    split, _ = store.load_split(Split("train", tracks[3:8]), ["a"], "multilabel")
+    assert isinstance(split.x, np.memmap) and split.x.shape == (5, 1, 96, 5)
+    assert [float(v[0, 0, 0]) for v in split.x] == [3.0, 4.0, 5.0, 6.0, 7.0]
+    # rows that are not consecutive are copied, in split order
+    other, _ = store.load_split(Split("test", [tracks[9], tracks[1]]), ["a"], "multilabel")
+    assert not isinstance(other.x, np.memmap)
+    assert [float(v[0, 0, 0]) for v in other.x] == [9.0, 1.0]
 
 
 def test_keras_row_when_tensorflow_is_importable(tmp_path, tiny_dir):
