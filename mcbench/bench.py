@@ -231,6 +231,7 @@ def keras_steps(spec, case: Case, shape: Sequence[int], n_outputs: int = 50,
     import tensorflow as tf
 
     seed_keras(seed)
+    tf.get_logger().setLevel("ERROR")  # every case traces its own step: no retracing warnings
     tf.config.experimental.enable_op_determinism()
     model = spec.create(tuple(shape), n_outputs, task=task, variant=case.variant, backend="keras")
     learner = KerasLearner(model, task)
@@ -435,11 +436,9 @@ def machine_info(backends: Iterable[str] = ()) -> dict[str, Any]:
     info["host"] = socket.gethostname()
     info["torch"] = torch_build()
     info["torch_threads"] = torch.get_num_threads()
-    if "keras" in backends and "tensorflow" in sys.modules:
-        tf = sys.modules["tensorflow"]
-        info["tensorflow"] = {"version": tf.__version__,
-                              "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-                              "op_determinism": True}
+    if "keras" in backends:
+        info["tensorflow"] = {"version": info["packages"].get("tensorflow"),
+                              "keras": info["packages"].get("keras"), "op_determinism": True}
     return info
 
 
@@ -653,11 +652,25 @@ def plan_cases(registry, models: Sequence[str], variants: dict[str, list[str]],
     return cases, skipped
 
 
+def _case_in_child(plugin_dirs: list[str] | None, case: Case, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """:func:`bench_case` in a fresh process (``run_bench(isolate=True)``)."""
+    from .plugins import Registry
+
+    registry = Registry(plugin_dirs=[Path(p) for p in plugin_dirs] if plugin_dirs else None)
+    return bench_case(registry.model(case.model), case, **kwargs)
+
+
 def run_bench(registry, cases: Sequence[Case], *, repeats: int = 5, warmup: int = 2,
               store: bool = True, input_shape: Sequence[int] | None = None,
               progress: Callable[[str], None] | None = None,
-              settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Time every case (and the feature store when ``store``) and return the JSON document."""
+              settings: dict[str, Any] | None = None, isolate: bool = False,
+              plugin_dirs: Sequence[Path] | None = None) -> dict[str, Any]:
+    """Time every case (and the feature store when ``store``) and return the JSON document.
+
+    ``isolate`` runs each case in a fresh process (spawned; ``plugin_dirs`` are loaded there
+    again), so that its peak memory is its own and no library state (TensorFlow's thread pools
+    and caches, torch's allocator) carries over from an earlier case.
+    """
     say = progress or (lambda _m: None)
     matmul: dict[tuple[str, str], dict] = {}
     rows, failed = [], []
@@ -667,9 +680,18 @@ def run_bench(registry, cases: Sequence[Case], *, repeats: int = 5, warmup: int 
             say(f"[{i}/{len(cases)}] measuring the dense-matmul rate on {case.device} ({case.precision})")
             matmul[key] = matmul_rate(case.device, case.precision)
         say(f"[{i}/{len(cases)}] {case.label()} ...")
+        kwargs = {"repeats": repeats, "warmup": warmup, "input_shape": input_shape,
+                  "matmul": matmul[key]}
         try:
-            row = bench_case(registry.model(case.model), case, repeats=repeats, warmup=warmup,
-                             input_shape=input_shape, matmul=matmul[key])
+            if isolate:
+                from concurrent.futures import ProcessPoolExecutor
+                from multiprocessing import get_context
+
+                dirs = [str(p) for p in plugin_dirs] if plugin_dirs else None
+                with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+                    row = pool.submit(_case_in_child, dirs, case, kwargs).result()
+            else:
+                row = bench_case(registry.model(case.model), case, **kwargs)
         except BenchError as exc:
             failed.append(str(exc))
             say(f"[{i}/{len(cases)}] {case.label()}: skipped ({exc})")
@@ -680,7 +702,7 @@ def run_bench(registry, cases: Sequence[Case], *, repeats: int = 5, warmup: int 
     doc: dict[str, Any] = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_info({c.backend for c in cases}),
-        "settings": {"repeats": repeats, "warmup": warmup, **(settings or {})},
+        "settings": {"repeats": repeats, "warmup": warmup, "isolated": isolate, **(settings or {})},
         "matmul": [v for v in matmul.values()],
         "rows": rows,
         "skipped": failed,

@@ -1071,6 +1071,9 @@ Examples:
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
               help="Untimed repetitions before them.")
 @click.option("--no-store", is_flag=True, help="Skip the feature-store read benchmark.")
+@click.option("--isolate/--in-process", default=True, show_default=True,
+              help="Time each combination in a fresh process (its own peak memory, no state "
+                   "left by an earlier one) or all in this one (faster to start).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True, help="What is printed (the saved file is always JSON).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
@@ -1080,7 +1083,8 @@ Examples:
               help="An earlier bench JSON: print the ratio new/old of the matching rows.")
 @pass_ctx
 def bench(ctx: Context, models_, variants, backends, devices, precisions, batch_sizes,
-          channels_last, compiled, repeats, warmup, no_store, fmt, output, compare_to) -> None:
+          channels_last, compiled, repeats, warmup, no_store, isolate, fmt, output,
+          compare_to) -> None:
     """Training-step and evaluation throughput (clips/s), peak memory, MACs per clip and the
     fraction of the device's dense-matmul rate, per model, variant, backend, device, precision
     and batch size. Times a random batch already on the device; warm-up excluded; median and
@@ -1124,7 +1128,8 @@ def bench(ctx: Context, models_, variants, backends, devices, precisions, batch_
             _fail("nothing to benchmark: " + ("; ".join(skipped) or "no model given"))
         doc = benchmod.run_bench(
             reg, cases, repeats=repeats, warmup=warmup, store=not no_store,
-            progress=lambda m: click.echo(m, err=True),
+            progress=lambda m: click.echo(m, err=True), isolate=isolate,
+            plugin_dirs=ctx.plugin_dirs,
             settings={"models": names, "backends": backends, "devices": devices,
                       "precisions": precisions, "batch_sizes": sizes})
     except benchmod.BenchError as exc:

@@ -139,7 +139,7 @@ def _run(args, tmp_path, tiny_dir):
 
 def test_bench_cli_writes_json_with_the_required_fields(tmp_path, tiny_dir):
     result, docs = _run(["--models", "tiny_bench", "--variant", "tiny_bench=all", "--batch-sizes",
-                         "2,3", "--repeats", "2", "--warmup", "1", "--no-store", "--format", "json"],
+                         "2,3", "--repeats", "2", "--warmup", "1", "--no-store", "--in-process", "--format", "json"],
                         tmp_path, tiny_dir)
     assert result.exit_code == 0, result.output
     (doc,) = docs
@@ -168,7 +168,7 @@ def test_bench_cli_writes_json_with_the_required_fields(tmp_path, tiny_dir):
 def test_bench_cli_csv_and_table_and_errors(tmp_path, tiny_dir):
     out = tmp_path / "rows.csv"
     result, _ = _run(["--models", "tiny_bench", "--batch-sizes", "2", "--repeats", "1",
-                      "--warmup", "0", "--no-store", "--format", "csv", "-o", str(out)],
+                      "--warmup", "0", "--no-store", "--isolate", "--format", "csv", "-o", str(out)],
                      tmp_path, tiny_dir)
     assert result.exit_code == 0, result.output
     lines = out.read_text().splitlines()
@@ -179,7 +179,7 @@ def test_bench_cli_csv_and_table_and_errors(tmp_path, tiny_dir):
     assert float(values["gmacs_per_clip"]) == round(TINY_MACS / 1e9, 3)
 
     result, _ = _run(["--models", "tiny_bench", "--batch-sizes", "2", "--repeats", "1",
-                      "--warmup", "0", "--no-store"], tmp_path, tiny_dir)
+                      "--warmup", "0", "--no-store", "--in-process"], tmp_path, tiny_dir)
     assert result.exit_code == 0
     assert "train_clips_per_s" in result.stdout and "tiny_bench" in result.stdout
 
@@ -188,7 +188,7 @@ def test_bench_cli_csv_and_table_and_errors(tmp_path, tiny_dir):
                           (["--batch-sizes", "x"], "--batch-sizes expects"),
                           (["--device", "tpu"], "--device takes"),
                           (["--compare", str(tmp_path / "missing.json")], "does not exist")):
-        result, _ = _run(["--models", "tiny_bench", "--no-store", *args], tmp_path, tiny_dir)
+        result, _ = _run(["--models", "tiny_bench", "--no-store", "--in-process", *args], tmp_path, tiny_dir)
         assert result.exit_code == 2 and message in result.stderr, (args, result.stderr)
 
 
@@ -228,14 +228,14 @@ def test_compare_gives_new_over_old_of_matching_rows(tmp_path, tiny_dir):
     # --compare on the CLI against a known file
     known = tmp_path / "old.json"
     result, docs = _run(["--models", "tiny_bench", "--batch-sizes", "2", "--repeats", "1",
-                         "--warmup", "0", "--no-store", "--format", "json"], tmp_path, tiny_dir)
+                         "--warmup", "0", "--no-store", "--in-process", "--format", "json"], tmp_path, tiny_dir)
     (doc,) = docs
     halved = [{**r, "train_clips_per_s": r["train_clips_per_s"] / 2,
                "eval_clips_per_s": r["eval_clips_per_s"] * 4} for r in doc["rows"]]
     known.write_text(json.dumps({"rows": halved}))
     assert [(r["train_ratio"], r["eval_ratio"]) for r in bench.compare(doc["rows"], halved)] == [(2.0, 0.25)]
     result, _ = _run(["--models", "tiny_bench", "--batch-sizes", "2", "--repeats", "1",
-                      "--warmup", "0", "--no-store", "--compare", str(known)], tmp_path, tiny_dir)
+                      "--warmup", "0", "--no-store", "--in-process", "--compare", str(known)], tmp_path, tiny_dir)
     assert result.exit_code == 0 and "ratio new/old against" in result.stdout
     assert "train_ratio" in result.stdout
     (bad := tmp_path / "bad.json").write_text("{}")
