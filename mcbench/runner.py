@@ -362,6 +362,20 @@ def prepare_data(spec: DatasetSpec, partition: Partition, frontend_name: str, ca
     return PreparedData(partition, frontend, feats, dropped, time.perf_counter() - t0)
 
 
+#: Dataset parameters the harness fills from its own options unless the user gave them: a
+#: dataset declaring ``progress`` (bool) or ``workers`` (int) hears ``--no-progress`` and
+#: ``--workers``. Both change how, not what, data is made (``affects_result=False``).
+HARNESS_PARAMS = {"progress": lambda req: req.progress, "workers": lambda req: req.workers}
+
+
+def harness_params(spec: DatasetSpec, req: RunRequest) -> dict[str, Any]:
+    """``req.dataset_params`` with :data:`HARNESS_PARAMS` filled in where the dataset declares
+    them as not affecting results."""
+    filled = {key: get(req) for key, get in HARNESS_PARAMS.items()
+              if key in spec.params and not spec.params[key].affects_result and get(req) is not None}
+    return {**filled, **req.dataset_params}
+
+
 def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
     """Plan, prepare and execute every run of ``req`` (module docstring)."""
     plans, unsupported = plan_runs(registry, req)
@@ -376,7 +390,7 @@ def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
         req.echo(f"skip {name}: it does not support {spec.task} ({spec.name})")
     root = dataset_root(spec, req.root, req.data_dir)
     cache = cache_dir_for(req.data_dir, req.cache_dir)
-    params = spec.resolve_params(req.dataset_params)
+    params = spec.resolve_params(harness_params(spec, req))
     by_fold: dict[int | None, list[RunPlan]] = {}
     for plan in plans:
         by_fold.setdefault(plan.fold, []).append(plan)

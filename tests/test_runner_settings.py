@@ -113,3 +113,20 @@ def test_training_suggestion_with_a_flag_name_is_refused_when_the_plugin_registe
     assert "unknown option 'epochs'" in text and "'max_epochs'" in text
     assert "--epochs sets 'max_epochs'" in text
     assert "workdir" not in text and "epoch_callback" not in text
+
+
+def test_no_progress_and_workers_reach_a_generating_dataset(tmp_path, capfd):
+    """``--no-progress`` hides the generator's bar too; a value the user gave wins."""
+    from mcbench.plugins import Registry
+    from mcbench.runner import RunRequest, harness_params, load_partition
+
+    spec = Registry().dataset("synthetic")
+    quiet = RunRequest(models=["crnn_tf"], dataset="synthetic", progress=False, workers=1,
+                       dataset_params={"n_clips": 6, "seconds": 1.0})
+    assert harness_params(spec, quiet) == {"progress": False, "workers": 1, "n_clips": 6,
+                                           "seconds": 1.0}
+    given = RunRequest(models=["crnn_tf"], dataset="synthetic", progress=False,
+                       dataset_params={"progress": True})
+    assert harness_params(spec, given) == {"progress": True}
+    load_partition(spec, tmp_path / "syn", "fixed", None, harness_params(spec, quiet))
+    assert "generating" not in capfd.readouterr().err
