@@ -676,13 +676,14 @@ def run_bench(registry, cases: Sequence[Case], *, repeats: int = 5, warmup: int 
     rows, failed = [], []
     for i, case in enumerate(cases, start=1):
         key = (case.device, case.precision)
-        if key not in matmul:
-            say(f"[{i}/{len(cases)}] measuring the dense-matmul rate on {case.device} ({case.precision})")
-            matmul[key] = matmul_rate(case.device, case.precision)
-        say(f"[{i}/{len(cases)}] {case.label()} ...")
-        kwargs = {"repeats": repeats, "warmup": warmup, "input_shape": input_shape,
-                  "matmul": matmul[key]}
         try:
+            if key not in matmul:
+                say(f"[{i}/{len(cases)}] measuring the dense-matmul rate on {case.device} "
+                    f"({case.precision})")
+                matmul[key] = matmul_rate(case.device, case.precision)
+            say(f"[{i}/{len(cases)}] {case.label()} ...")
+            kwargs = {"repeats": repeats, "warmup": warmup, "input_shape": input_shape,
+                      "matmul": matmul[key]}
             if isolate:
                 from concurrent.futures import ProcessPoolExecutor
                 from multiprocessing import get_context
@@ -695,6 +696,11 @@ def run_bench(registry, cases: Sequence[Case], *, repeats: int = 5, warmup: int 
         except BenchError as exc:
             failed.append(str(exc))
             say(f"[{i}/{len(cases)}] {case.label()}: skipped ({exc})")
+            continue
+        except Exception as exc:  # one combination failing (out of memory, no compiler for
+            # --compile) must not lose the others' measurements; it is listed in the document
+            failed.append(f"{case.label()}: failed: {type(exc).__name__}: {exc}")
+            say(f"[{i}/{len(cases)}] {case.label()}: FAILED ({type(exc).__name__}: {exc})")
             continue
         rows.append(row)
         say(f"[{i}/{len(cases)}] {case.label()}: train {row['train_clips_per_s']:.2f} clips/s, "

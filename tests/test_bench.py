@@ -329,3 +329,23 @@ def test_version_names_the_torch_build_without_importing_tensorflow():
     assert lines[1] == f"torch {torch.__version__} ({build} build)"
     assert lines[2].startswith("CUDA available: " + ("yes" if torch.cuda.is_available() else "no"))
     assert modules_loaded_by_cli(["--version"], ("tensorflow", "keras")) == []
+
+
+def test_bench_help_imports_neither_torch_nor_tensorflow():
+    from plugin_files import modules_loaded_by_cli
+
+    assert modules_loaded_by_cli(["bench", "--help"], ("torch", "tensorflow", "keras")) == []
+
+
+def test_a_failing_combination_is_listed_and_the_others_still_run(tiny_dir):
+    from mcbench.plugins import Registry as Reg
+
+    # a CUDA device this machine does not have
+    missing = f"cuda:{torch.cuda.device_count() + 7}" if torch.cuda.is_available() else "cuda"
+    cases = [bench.Case("tiny_bench", "a", batch_size=2),
+             bench.Case("tiny_bench", "a", device=missing, batch_size=2),
+             bench.Case("tiny_bench", "b", batch_size=2)]
+    doc = bench.run_bench(Reg(plugin_dirs=[tiny_dir]), cases, repeats=1, warmup=0, store=False)
+    assert [r["variant"] for r in doc["rows"]] == ["a", "b"]
+    (failed,) = doc["skipped"]
+    assert failed.startswith(f"tiny_bench/a torch {missing} fp32 b2: failed: ")
