@@ -5,7 +5,8 @@
 #   2. the CUDA tests (`pytest -m cuda`: a training step on the GPU agrees with the CPU in fp32
 #      and bf16, and the benchmark reports GPU memory);
 #   3. `mcbench bench --models all --device cuda --precision fp32,bf16 --batch-sizes 32`,
-#      saved as results/bench/<timestamp>-<host>-<gpu>.json;
+#      saved as results/bench/<timestamp>-<host>-<gpu>.json (in one process: CUDA's peak
+#      memory is reset for every combination, and starting CUDA once saves a minute);
 #   4. one short real `mcbench run` on the synthetic data on the GPU;
 #   5. the projected compute of the paper's Table I (5 models x 15,244 MagnaTagATune training
 #      clips x 50 epochs; Wang et al., IJCNN 2019) from the measured throughput.
@@ -97,7 +98,7 @@ step "CUDA tests" 120 python -m pytest -q -p no:cacheprovider -m cuda tests/test
 
 BENCH_JSON="$OUT_DIR/$STAMP-$(hostname | tr -c 'A-Za-z0-9_\n-' '_')-$GPU.json"
 step "mcbench bench on the GPU" 180 mcbench bench --models all --device cuda --precision fp32,bf16 \
-    --batch-sizes 32 --repeats 5 --warmup 2 --output "$BENCH_JSON"
+    --batch-sizes 32 --repeats 5 --warmup 2 --in-process --output "$BENCH_JSON"
 
 RUN_DIR=$(mktemp -d)
 step "one short mcbench run on synthetic data, on the GPU" 120 mcbench run --models crnn_tf \
