@@ -694,7 +694,8 @@ class KerasLearner:
 
         keras = load_keras()
         layer = embedding_layer(self.network)
-        inner = keras.Model(self.network.inputs, layer.input, name="embedding")
+        inputs = self.network.inputs
+        inner = keras.Model(inputs[0] if len(inputs) == 1 else inputs, layer.input, name="embedding")
         standardizer = self.standardizer
 
         @tf.function(input_signature=self._signature(False))

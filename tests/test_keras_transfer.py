@@ -260,3 +260,59 @@ def test_keras_embeddings_equal_the_torch_ports_after_a_weight_copy(model):
     diff = float(np.abs(ek - et).max())
     print(f"{model}: embedding {ek.shape[1]}-d, max |Δ| = {diff:.2e} (max |e| {np.abs(et).max():.2f})")
     assert diff <= 1e-5 * max(1.0, float(np.abs(et).max()))
+
+
+# --------------------------------------------------------------------------- the layer-name contract
+
+def _tiny(names: dict[str, str] | None = None):
+    """Conv → BN → pool → Dense-8 → Dense-3 on (1, 8, 6), layers named from ``names``."""
+    from mcbench.keras_learner import load_keras
+
+    keras = load_keras()
+    n = {"conv": "cnn_conv", "bn": "cnn_bn", "hidden": "head_dense", "out": "head_output",
+         **(names or {})}
+    inputs = keras.Input(shape=(1, 8, 6))
+    x = keras.layers.Permute((2, 3, 1))(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", name=n["conv"])(x)
+    x = keras.layers.BatchNormalization(name=n["bn"])(x)
+    x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
+    x = keras.layers.Dense(8, activation="relu", name=n["hidden"])(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name=n["out"])(x))
+
+
+def test_check_keras_groups_names_each_broken_contract():
+    from mcbench.keras_learner import check_keras_groups, keras_transfer_groups
+
+    assert check_keras_groups(_tiny()) == []
+    assert [layer.name for layer in keras_transfer_groups(_tiny())["head"]] == ["head_dense", "head_output"]
+    assert any("in no transfer group (conv_a)" in p for p in check_keras_groups(_tiny({"conv": "conv_a"})))
+    assert any("logits come from layer 'logits', which is not in the head group" in p
+               for p in check_keras_groups(_tiny({"out": "logits"})))
+    assert any("no layer is named head_" in p
+               for p in check_keras_groups(_tiny({"hidden": "cnn_dense", "out": "cnn_out"})))
+    # no layer named by the convention: no groups, nothing to check
+    plain = _tiny({"conv": "c", "bn": "b", "hidden": "d", "out": "o"})
+    assert keras_transfer_groups(plain) is None and check_keras_groups(plain) == []
+
+
+def test_a_keras_model_without_groups_embeds_the_input_of_its_logits_layer_and_cannot_transfer(tmp_path):
+    from mcbench.keras_learner import KerasLearner
+    from mcbench.specs import FeatureSplit
+    from mcbench.transfer import TransferError, TransferSource, apply
+
+    plain = KerasLearner(_tiny({"conv": "c", "bn": "b", "hidden": "d", "out": "o"}), "multilabel")
+    x = np.random.default_rng(0).normal(size=(5, 1, 8, 6)).astype(np.float32)
+    split = FeatureSplit("t", list("abcde"), x, np.zeros((5, 3), np.float32), "multilabel", list("xyz"))
+    emb = plain.embed(split)
+    hidden = plain.network.get_layer("d")
+    import keras
+
+    expected = keras.Model(plain.network.inputs[0], hidden.output)(x, training=False)
+    np.testing.assert_allclose(emb, np.asarray(expected), atol=1e-6)  # the 8-d input of 'o'
+    grouped = KerasLearner(_tiny(), "multilabel")
+    assert grouped.embed(split).shape == (5, 4)  # the input of head_dense, the first head layer
+    source = TransferSource("src", "synthetic", tmp_path / "r.json", "0" * 64,
+                            tmp_path / "best.weights.h5", {}, "finetune", ())
+    with pytest.raises(TransferError, match="declares no transfer groups; a transfer needs its "
+                                            "layers with weights named cnn_"):
+        apply(plain, source, rebuild=lambda n: None)
