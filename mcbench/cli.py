@@ -979,16 +979,19 @@ def reproduce(ctx: Context, artifact, list_, demo, roots, reading, dry_run, add_
         click.echo("\nstopped; run the same command again to resume.", err=True)
         sys.exit(130)
     out = Path(results_dir or default_results_dir())
-    comparisons = significance(ctx.registry, recipe, results, out)
+    from .reproduce import row_records
+
+    rows = row_records(results, out)  # every renderer below reads these records
+    comparisons = significance(ctx.registry, recipe, results, out, rows=rows)
     click.echo("")
     click.echo(paper_table(recipe, results, out, demo, fmt, comparisons=comparisons,
-                           reading=reading))
+                           reading=reading, rows=rows))
     if comparisons and fmt != "csv":
         click.echo(significance_table(comparisons, fmt))
     try:
         from .reproduce import draw
 
-        drawn = draw(recipe, results, out, demo, ctx.registry, req)
+        drawn = draw(recipe, results, out, demo, ctx.registry, req, rows=rows)
     except ImportError as exc:
         click.echo(f"figures skipped: {exc} (pip install -c constraints.txt -e \".[plots]\")",
                    err=True)
@@ -1004,7 +1007,7 @@ def reproduce(ctx: Context, artifact, list_, demo, roots, reading, dry_run, add_
     save_artifact(out, recipe.name + ("-authors" if reading == "authors" else ""), demo,
                   recipe.title,
                   paper_table(recipe, results, out, demo, "markdown", comparisons=comparisons,
-                              reading=reading) + (f"\n{summary}" if summary else ""),
+                              reading=reading, rows=rows) + (f"\n{summary}" if summary else ""),
                   significance_table(comparisons) if comparisons else "", files,
                   [i for r in results for i in r.run_ids])
     click.echo("`mcbench report` collects every artifact reproduced so far into one page")

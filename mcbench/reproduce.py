@@ -400,16 +400,32 @@ def run_recipe(registry, req: ReproduceRequest) -> list[RowResult]:
 # --------------------------------------------------------------------------- the table
 
 
-def significance(registry, recipe: Recipe, results: Sequence[RowResult], results_dir: Path):
-    """Each row against the recipe's reference row on its first metric (:mod:`mcbench.compare`);
-    empty without a reference or a metric."""
-    from .compare import compare_rows
+def row_records(results: Sequence[RowResult], results_dir: Path) -> dict[str, list]:
+    """The stored records of every row's runs, by row label (load once, pass to the renderers)."""
     from .storage import load_records
+
+    records = {r.run_id: r for r in load_records(results_dir)}
+    return {res.row.label: [records[i] for i in res.run_ids if i in records] for res in results}
+
+
+def _row_stat(records: Sequence, metric: str):
+    """The row's :class:`mcbench.aggregate.Stat` of ``metric`` (mean ± std over its runs); None
+    when it has no value or its runs do not form one row (they differ in their data)."""
+    from .aggregate import aggregate
+
+    rows = aggregate(records)
+    return rows[0].metrics.get(metric) if len(rows) == 1 else None
+
+
+def significance(registry, recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
+                 rows: Mapping[str, list] | None = None):
+    """Each row against the recipe's reference row on its first metric (:mod:`mcbench.compare`);
+    empty without a reference or a metric. ``rows``: :func:`row_records`, if already loaded."""
+    from .compare import compare_rows
 
     if not recipe.reference or not recipe.metrics:
         return []
-    records = {r.run_id: r for r in load_records(results_dir)}
-    rows = {res.row.label: [records[i] for i in res.run_ids if i in records] for res in results}
+    rows = row_records(results, results_dir) if rows is None else rows
     specs = [m for m in registry.specs("metric") if m.key == recipe.metrics[0]]
     if not specs:
         return []
@@ -436,17 +452,16 @@ def significance_table(comparisons, fmt: str = "markdown", digits: int = 3) -> s
 
 def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
                 demo: bool, fmt: str = "markdown", digits: int = 3,
-                comparisons: Sequence = (), reading: str = "paper") -> str:
+                comparisons: Sequence = (), reading: str = "paper",
+                rows: Mapping[str, list] | None = None) -> str:
     """The artifact in the paper's layout: the paper's rows and words, per metric our mean ± std
     over the row's runs (seeds, folds), the paper's value (under ``reading="authors"``, the
     authors' notebooks' value), and ours minus it. A row that differs significantly from the
-    reference on the first metric is marked † (``comparisons``, from :func:`significance`)."""
+    reference on the first metric is marked † (``comparisons``, from :func:`significance`).
+    ``rows``: :func:`row_records`, if already loaded."""
     from tabulate import tabulate
 
-    from .aggregate import aggregate
-    from .storage import load_records
-
-    records = {r.run_id: r for r in load_records(results_dir)}
+    rows = row_records(results, results_dir) if rows is None else rows
     marked = {c.label for c in comparisons if c.significant}
     pm = {"latex": r"$\pm$"}.get(fmt, "±")
     theirs = "authors" if reading == "authors" else "paper"
@@ -456,11 +471,9 @@ def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
     headers.append("runs")
     body = []
     for res in results:
-        rows = aggregate([records[i] for i in res.run_ids if i in records])
         line: list[Any] = [res.row.label]
-        stats = rows[0].metrics if len(rows) == 1 else {}
         for key in recipe.metrics:
-            stat = stats.get(key)
+            stat = _row_stat(rows[res.row.label], key)
             ours = None if stat is None else stat.mean
             paper = (res.row.authors if reading == "authors" else res.row.paper).get(key)
             text = "–" if ours is None else f"{ours:.{digits}f}"
@@ -470,8 +483,8 @@ def paper_table(recipe: Recipe, results: Sequence[RowResult], results_dir: Path,
                 text += " †"
             line += [text, "–" if paper is None else f"{paper:.{digits}f}",
                      "–" if ours is None or paper is None else f"{ours - paper:+.{digits}f}"]
-        line.append(rows[0].n_runs if len(rows) == 1 else
-                    ("failed" if res.failed else len(res.run_ids)))
+        done = len(rows[res.row.label])
+        line.append(done if done or not res.failed else "failed")
         body.append(line)
     if fmt == "csv":
         import csv
@@ -617,13 +630,6 @@ def dry_run_table(planned: Sequence[PlannedRun], device: str = "auto") -> str:
 # --------------------------------------------------------------------------- figures
 
 
-def _row_records(results: Sequence[RowResult], results_dir: Path) -> dict[str, list]:
-    from .storage import load_records
-
-    records = {r.run_id: r for r in load_records(results_dir)}
-    return {res.row.label: [records[i] for i in res.run_ids if i in records] for res in results}
-
-
 def _per_label_means(records: Sequence, metric: str) -> dict[str, float | None]:
     values: dict[str, list[float]] = {}
     for r in records:
@@ -673,12 +679,14 @@ def _silhouettes(figure) -> str:
 
 
 def draw(recipe: Recipe, results: Sequence[RowResult], results_dir: Path, demo: bool,
-         registry=None, req: ReproduceRequest | None = None) -> Drawn:
+         registry=None, req: ReproduceRequest | None = None,
+         rows: Mapping[str, list] | None = None) -> Drawn:
     """The recipe's figure (if it declares one) and the learning curves of all its runs, as PNG
-    and PDF under ``<results>/figures/``; a demo's file names and titles say ``demo``."""
+    and PDF under ``<results>/figures/``; a demo's file names and titles say ``demo``.
+    ``rows``: :func:`row_records`, if already loaded."""
     from . import plots
 
-    rows = _row_records(results, results_dir)
+    rows = row_records(results, results_dir) if rows is None else rows
     stem = Path(results_dir) / "figures" / (recipe.name + ("-demo" if demo else ""))
     stem.parent.mkdir(parents=True, exist_ok=True)
     title = recipe.title + (" — DEMO on synthetic stand-ins, not the paper's data" if demo else "")
@@ -688,9 +696,9 @@ def draw(recipe: Recipe, results: Sequence[RowResult], results_dir: Path, demo: 
     if recipe.figure == "scan_ablation":
         ours = {}
         for res in results:
-            stats = _stats(rows[res.row.label], metric)
-            if stats is not None:
-                ours[res.row.label] = stats
+            stat = _row_stat(rows[res.row.label], metric)
+            if stat is not None and stat.mean is not None:
+                ours[res.row.label] = (stat.mean, stat.std)
         paper = {res.row.label: res.row.paper[metric] for res in results if metric in res.row.paper}
         files += plots.plot_scan_ablation(ours, paper, stem, title).files
     elif recipe.figure == "per_tag":
@@ -710,16 +718,6 @@ def draw(recipe: Recipe, results: Sequence[RowResult], results_dir: Path, demo: 
         files += plots.plot_learning_curves(histories, stem.with_name(stem.name + "-learning-curves"),
                                             title).files
     return Drawn(files, summary)
-
-
-def _stats(records: Sequence, metric: str) -> tuple[float, float | None] | None:
-    values = [float(r.test[metric].value) for r in records
-              if metric in r.test and r.test[metric].value is not None]
-    if not values:
-        return None
-    import numpy as np
-
-    return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
 
 def _embeddings(registry, req: ReproduceRequest, results: Sequence[RowResult]):
