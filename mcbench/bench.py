@@ -649,6 +649,12 @@ def plan_cases(registry, models: Sequence[str], variants: dict[str, list[str]],
                             cases.append(Case(name, variant, backend, device, precision, batch,
                                               channels_last or backend == "keras",
                                               compiled and backend == "torch"))
+    # The backends of one (model, variant, device, precision, batch) run one after the other,
+    # so that a change in the machine's load during a long run biases their ratio least.
+    order = {name: i for i, name in enumerate(models)}
+    variant_order = {(c.model, c.variant): i for i, c in reversed(list(enumerate(cases)))}
+    cases.sort(key=lambda c: (order[c.model], variant_order[(c.model, c.variant)], c.device,
+                              precisions.index(c.precision), batch_sizes.index(c.batch_size)))
     return cases, skipped
 
 

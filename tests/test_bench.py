@@ -205,6 +205,11 @@ def test_bench_all_expands_through_the_registry_and_skips_non_torch_models():
         ("original", "torch", "fp32"), ("original", "torch", "bf16"),
         ("wang2019", "torch", "fp32"), ("wang2019", "torch", "bf16"), ("wang2019", "keras", "fp32")}
     assert "fcn/original: no keras build of this variant" in skipped
+    # the backends of one combination are timed one after the other
+    cases, _ = bench.plan_cases(REGISTRY, ["crnn_tf"], {}, ["torch", "keras"], ["cpu"], ["fp32"],
+                                [8, 32])
+    assert [(c.batch_size, c.backend) for c in cases] == [
+        (8, "torch"), (8, "keras"), (32, "torch"), (32, "keras")]
 
 
 def _row(model, backend, batch, train, evaluate, memory=100.0, precision="fp32"):
