@@ -617,8 +617,10 @@ def plan_cases(registry, models: Sequence[str], variants: dict[str, list[str]],
     """Every combination to time, and a line for each one left out (with the reason).
 
     A model without a variant named in ``variants`` gets, per backend, the variant that backend's
-    build runs by default (:meth:`~mcbench.specs.ModelSpec.default_variant_for`); ``all``
-    takes every variant.
+    build runs by default (:meth:`~mcbench.specs.ModelSpec.default_variant_for`), unless several
+    backends are benchmarked and their defaults differ: then the first variant every one of them
+    builds (FCN-4 on torch and Keras: ``wang2019``, the only one of its Keras build), so that the
+    backends are compared on one architecture. ``all`` takes every variant.
     """
     cases, skipped = [], []
     for name in models:
@@ -628,11 +630,15 @@ def plan_cases(registry, models: Sequence[str], variants: dict[str, list[str]],
             skipped.append(f"{name}: no {'/'.join(backends)} build (its backend: "
                            f"{', '.join(spec.backends)}); not benchmarked")
             continue
+        common = None
+        if len(runnable) > 1 and len({spec.default_variant_for(b) for b in runnable}) > 1:
+            common = next((v for v in spec.variants
+                           if all(b in spec.backends_of(v) for b in runnable)), None)
         for backend in runnable:
             wanted = variants.get(name)
             if wanted == ["all"]:
                 wanted = list(spec.variants)
-            for variant in wanted or [spec.default_variant_for(backend)]:
+            for variant in wanted or [common or spec.default_variant_for(backend)]:
                 if variant not in spec.variants:
                     raise BenchError(f"--variant {name}={variant}: model {name!r} has no variant "
                                      f"{variant!r}; choose from {', '.join(spec.variants)}")

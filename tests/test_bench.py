@@ -205,6 +205,11 @@ def test_bench_all_expands_through_the_registry_and_skips_non_torch_models():
         ("original", "torch", "fp32"), ("original", "torch", "bf16"),
         ("wang2019", "torch", "fp32"), ("wang2019", "torch", "bf16"), ("wang2019", "keras", "fp32")}
     assert "fcn/original: no keras build of this variant" in skipped
+    # without --variant, two backends are compared on a variant both build
+    cases, _ = bench.plan_cases(REGISTRY, ["fcn"], {}, ["torch", "keras"], ["cpu"], ["fp32"], [8])
+    assert [(c.variant, c.backend) for c in cases] == [("wang2019", "torch"), ("wang2019", "keras")]
+    cases, _ = bench.plan_cases(REGISTRY, ["fcn"], {}, ["torch"], ["cpu"], ["fp32"], [8])
+    assert [c.variant for c in cases] == ["original"]
     # the backends of one combination are timed one after the other
     cases, _ = bench.plan_cases(REGISTRY, ["crnn_tf"], {}, ["torch", "keras"], ["cpu"], ["fp32"],
                                 [8, 32])
