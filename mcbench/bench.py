@@ -594,7 +594,11 @@ def format_rows(rows: Sequence[dict], fmt: str = "table") -> str:
         raise BenchError(f"unknown format {fmt!r}; choose table, json or csv")
     from tabulate import tabulate
 
-    table = [{c: f.get(c) for c in TABLE_COLUMNS} for f in flat]
+    columns = list(TABLE_COLUMNS)
+    for extra, default in (("channels_last", True), ("compiled", False)):
+        if any(f.get(extra, default) != default for f in flat):  # shown when they vary
+            columns.insert(columns.index("batch_size") + 1, extra)
+    table = [{c: f.get(c) for c in columns} for f in flat]
     return tabulate(table, headers="keys", tablefmt="simple", floatfmt="g", missingval="-")
 
 

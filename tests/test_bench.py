@@ -359,3 +359,12 @@ def test_a_failing_combination_is_listed_and_the_others_still_run(tiny_dir):
     assert [r["variant"] for r in doc["rows"]] == ["a", "b"]
     (failed,) = doc["skipped"]
     assert failed.startswith(f"tiny_bench/a torch {missing} fp32 b2: failed: ")
+
+
+def test_table_shows_layout_and_compilation_only_when_they_vary():
+    plain = _row("m", "torch", 8, 1.0, 2.0)
+    assert "compiled" not in bench.format_rows([plain]).splitlines()[0]
+    text = bench.format_rows([plain, {**plain, "compiled": True}])
+    header, _, first, second = text.splitlines()
+    assert "compiled" in header and "channels_last" not in header
+    assert "False" in first and "True" in second
