@@ -82,13 +82,14 @@ def evaluate(metrics: Sequence[MetricSpec], y_true: np.ndarray, y_score: np.ndar
 
 
 def selection_function(metric: MetricSpec, labels: Sequence[str]):
-    """``(y_true, y_score) -> float`` for checkpoint selection on validation."""
+    """``(y_true, y_score) -> float`` for checkpoint selection on validation; NaN when the
+    metric is undefined on the split (it never selects an epoch, :func:`mcbench.specs.improves`)."""
 
     def select(y_true, y_score) -> float:
         check_scores(y_score, "validation split")
         result = metric.compute(np.asarray(y_true), np.asarray(y_score, dtype=np.float64),
                                 list(labels), **dict(metric.params))
         value, _ = metric_value(metric, result)
-        return value if value is not None else -math.inf
+        return value if value is not None else math.nan
 
     return select

@@ -69,7 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .specs import MULTILABEL, FeatureSplit, TrainConfig
+from .specs import MULTILABEL, FeatureSplit, TrainConfig, improves
 from .storage import StateError, atomic_write_bytes, atomic_write_json, ensure_free_space
 
 _KERAS = None
@@ -536,7 +536,7 @@ class KerasLearner:
                 self.standardizer.std.assign(float(stats.std))
             train_step = self._make_train_step(optimizer, config)
             n = len(train)
-            best_metric = -math.inf if state["best_metric"] is None else state["best_metric"]
+            best_metric = state["best_metric"]
             for epoch in range(state["epoch"] + 1, config.max_epochs):
                 if state["finished"]:
                     break
@@ -561,7 +561,7 @@ class KerasLearner:
                 train_s = time.perf_counter() - t0
                 scores = self.predict(valid, batch_size=config.batch_size)
                 metric = float(config.select_metric(valid.y, scores))
-                improved = metric > best_metric  # ties keep the earlier epoch
+                improved = improves(metric, best_metric, config.select_higher_is_better)
                 entry = {
                     "epoch": epoch, "loss": total / seen, "valid_metric": metric, "lr": lr,
                     "seconds": round(time.perf_counter() - t0, 3),

@@ -524,7 +524,9 @@ def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: 
                                   f"the checkpoints of {run.run_id}")
         config = TrainConfig(**training, seed=plan.seed, device=ctx.device, workdir=workdir,
                              select_metric=selection_function(selector, labels),
-                             select_metric_name=selector.name, progress=ctx.progress)
+                             select_metric_name=selector.name,
+                             select_higher_is_better=selector.higher_is_better,
+                             progress=ctx.progress)
         stage = "training"
         t0 = time.perf_counter()
         history = learner.fit(feats["train"], feats["valid"], config)

@@ -509,6 +509,9 @@ class TrainConfig:
     #: Validation metric used for checkpoint selection: ``(y_true, y_score) -> float``.
     select_metric: Callable[[Any, Any], float] | None = None
     select_metric_name: str = ""
+    #: Whether a larger ``select_metric`` is better (ROC-AUC, accuracy) or a smaller (a loss):
+    #: the selection metric plugin's own ``higher_is_better``. See :func:`improves`.
+    select_higher_is_better: bool = True
     progress: bool = True
     #: Keep 4-D inputs and conv weights in channels-last memory layout (speed only; see
     #: ``TorchLearner._place``).
@@ -528,6 +531,20 @@ def training_options() -> dict[str, Option]:
 #: Command-line flags whose names differ from the setting they set.
 TRAINING_FLAG_NAMES = {"max_epochs": "--epochs", "batch_size": "--batch-size",
                        "protocol": "--training-protocol"}
+
+
+def improves(value: float, best: float | None, higher_is_better: bool = True) -> bool:
+    """Whether a validation value beats the best so far in the metric's direction. A value
+    that is not finite (the metric was undefined on the validation split) never does; the first
+    finite one always does; a tie keeps the earlier epoch (the paper selects on validation,
+    Sec. V-C)."""
+    import math
+
+    if not math.isfinite(value):
+        return False
+    if best is None or not math.isfinite(best):
+        return True
+    return value > best if higher_is_better else value < best
 
 
 def resolve_training(protocol: str, *layers: Mapping[str, Any], owner: str) -> dict[str, Any]:

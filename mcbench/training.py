@@ -37,6 +37,7 @@ from .specs import (
     FeatureSplit,
     OptionError,
     TrainConfig,
+    improves,
     resolve_training,
     training_options,
 )
@@ -331,7 +332,7 @@ class TorchLearner:
             train_s = time.perf_counter() - t0
             scores = self.predict(valid, batch_size=config.batch_size)
             metric = float(config.select_metric(valid.y, scores))
-            improved = metric > state["best_metric"]  # ties keep the earlier epoch
+            improved = improves(metric, state["best_metric"], config.select_higher_is_better)
             entry = {
                 "epoch": epoch, "loss": total / seen, "valid_metric": metric, "lr": lr,
                 "seconds": round(time.perf_counter() - t0, 3), "clips_per_s": round(seen / train_s, 2),

@@ -236,3 +236,24 @@ def test_inputs_are_standardised_with_training_statistics(tmp_path):
     off = TorchLearner(Toy(), MULTICLASS)
     off.fit(train, valid, config(max_epochs=1, standardize=False))
     assert (off.module.mean.item(), off.module.std.item()) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("higher_is_better,selected", [(True, 2), (False, 1)])
+def test_selection_follows_the_metrics_direction(higher_is_better, selected):
+    """A loss-like selection metric keeps its smallest epoch, an AUC-like one its largest; an
+    undefined value (NaN) never selects."""
+    values = iter([float("nan"), 0.3, 0.6, 0.4])
+    train, valid = toy_split("tr", 16, MULTICLASS, 0), toy_split("va", 8, MULTICLASS, 1)
+    learner = TorchLearner(Toy(), MULTICLASS)
+    history = learner.fit(train, valid, config(select_metric=lambda y, s: next(values),
+                                               select_higher_is_better=higher_is_better))
+    assert len(history) == 4 and learner.selected_epoch == selected
+
+
+def test_improves():
+    from mcbench.specs import improves
+
+    assert improves(0.5, None) and not improves(float("nan"), None)
+    assert improves(0.5, float("-inf"))  # a checkpoint written before the first finite value
+    assert not improves(0.5, 0.5) and not improves(0.5, 0.5, higher_is_better=False)
+    assert improves(0.4, 0.5, higher_is_better=False) and not improves(0.4, 0.5)
