@@ -162,6 +162,10 @@ def validate_model(spec: ModelSpec, task: str | None = None, variant: str | None
         for t in tasks:
             echo(f"variant {v}, task {t}")
             torch.manual_seed(0)
+            if spec.backend == "keras":  # seeded initial weights: the same verdict every time
+                from .keras_learner import seed_keras
+
+                seed_keras(0)
             built, shape = _build(spec, v, t, check)
             if built is None:
                 continue
