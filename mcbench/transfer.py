@@ -489,7 +489,13 @@ def _apply_keras(learner: Any, source: TransferSource,
     initialisation. Freezing is ``layer.trainable = False``: no gradient, no L2 term, and a
     frozen ``BatchNormalization`` runs in inference mode on the source's statistics.
     """
-    from .keras_learner import KerasLearner, _layers, check_keras_groups, keras_transfer_groups
+    from .keras_learner import (
+        KerasLearner,
+        _layers,
+        check_keras_groups,
+        keras_transfer_groups,
+        load_keras,
+    )
     from .storage import read_record
 
     network = learner.network
@@ -535,7 +541,7 @@ def _apply_keras(learner: Any, source: TransferSource,
         layer.set_weights(values)
     learner.standardizer.mean.assign(float(donor.standardizer.mean.numpy()))
     learner.standardizer.std.assign(float(donor.standardizer.std.numpy()))
-    keras = __import__("keras")
+    keras = load_keras()
     frozen_norms = 0
     for group in source.frozen:
         for layer in groups.get(group, []):

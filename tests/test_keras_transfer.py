@@ -131,7 +131,7 @@ def test_finetune_trains_everything_from_the_sources_values(ws):
 def test_records_name_the_keras_source_its_checkpoint_and_standardisation(ws):
     ws, sources, targets = ws
     source = _learner(sources["keras"], ws)
-    for strategy, rec in targets.items():
+    for rec in targets.values():
         section = rec["transfer"]
         assert section["source_run"] == sources["keras"]["run_id"]
         assert section["source_checkpoint"] == "best.weights.h5"
