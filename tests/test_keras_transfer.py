@@ -128,6 +128,18 @@ def test_finetune_trains_everything_from_the_sources_values(ws):
         assert np.abs(kernel_tgt - kernel_src).mean() < 0.2 * kernel_src.std(), name
 
 
+def test_freeze_rnn_keeps_the_recurrent_blocks_and_trains_the_cnn(ws):
+    ws, sources, _ = ws
+    result = _target(ws, *KERAS, "--freeze", "rnn", "--init-from", sources["keras"]["run_id"])
+    assert result.exit_code == 0, result.output
+    (rec,) = [r for r in _records(ws, "synthetic_genres")
+              if r["identity"]["transfer"]["strategy"] == "freeze"]
+    assert rec["identity"]["transfer"]["frozen"] == ["rnn"]
+    src, tgt = _layers(_learner(sources["keras"], ws)), _layers(_learner(rec, ws))
+    assert all(_same(src[n], tgt[n]) for n in tgt if n.startswith("rnn_"))
+    assert not any(_same(src[n], tgt[n]) for n in tgt if n.startswith("cnn_") and n.endswith("_conv"))
+
+
 def test_records_name_the_keras_source_its_checkpoint_and_standardisation(ws):
     ws, sources, targets = ws
     source = _learner(sources["keras"], ws)
