@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .feeding import SplitFeeder
 from .specs import (
     MULTILABEL,
     PROTOCOLS,  # noqa: F401 (the protocol table, re-exported for learners)
@@ -222,6 +223,8 @@ class TorchLearner:
         # stay in evaluation mode, and whether the source's input standardisation is kept.
         self.frozen_modules: list[nn.Module] = []
         self.keep_standardization = False
+        # one feeder per split and device (mcbench.feeding): a resident split is uploaded once
+        self._feeders: dict[tuple[int, str], SplitFeeder] = {}
 
     # -- helpers
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -239,18 +242,18 @@ class TorchLearner:
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
                               enabled=self.precision == "bf16")
 
+    def _feeder(self, split: FeatureSplit) -> SplitFeeder:
+        """The split's batches on this learner's device: resident on the GPU when it fits,
+        prefetched into pinned memory otherwise, read in place on the CPU (mcbench.feeding)."""
+        key = (id(split), str(self.device))
+        feeder = self._feeders.get(key)
+        if feeder is None or feeder.split is not split or feeder.channels_last != self.channels_last:
+            feeder = self._feeders[key] = SplitFeeder(split, self.task, self.device,
+                                                      self.channels_last)
+        return feeder
+
     def _batch(self, split: FeatureSplit, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        order = np.sort(idx)  # sorted reads are sequential on a memory map
-        x = torch.from_numpy(np.ascontiguousarray(split.x[order], dtype=np.float32))
-        y_np = split.y[order]
-        y = torch.from_numpy(y_np.astype(np.float32 if self.task == MULTILABEL else np.int64))
-        nb = self.device.type == "cuda"
-        if nb:
-            x, y = x.pin_memory(), y.pin_memory()
-        x = x.to(self.device, non_blocking=nb)
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, y.to(self.device, non_blocking=nb)
+        return self._feeder(split).batch(idx)
 
     def _place(self, device: torch.device) -> None:
         """Move the module to ``device``, in channels-last layout for 2-D (spectrogram) models.
@@ -312,10 +315,10 @@ class TorchLearner:
             t0 = time.perf_counter()
             total, seen = 0.0, 0
             batches = [order[i : i + config.batch_size] for i in range(0, n, config.batch_size)]
-            bar = _progress(batches, desc=f"epoch {epoch + 1}/{config.max_epochs}", unit="batch",
+            bar = _progress(self._feeder(train).batches(batches), total=len(batches),
+                            desc=f"epoch {epoch + 1}/{config.max_epochs}", unit="batch",
                             disable=not config.progress, leave=False)
-            for idx in bar:
-                x, y = self._batch(train, idx)
+            for idx, x, y in bar:
                 _warm_up_batchnorm(self.module, bn_momentum, state.setdefault("step", 0))
                 state["step"] += 1
                 with self._autocast():
@@ -361,6 +364,7 @@ class TorchLearner:
                 )
             elif improved:
                 self._best_in_memory = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        self._feeders.clear()  # the training and validation splits leave the GPU
         # Test predictions must come from the selected checkpoint, never the last epoch.
         if workdir is not None and (workdir / "best.pt").exists():
             best = workdir / "best.pt"
