@@ -834,9 +834,11 @@ def data_check(ctx: Context, dataset, root, data_dir) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Decoding processes (default: all cores).")
 @click.option("--dataset-param", "dataset_params", multiple=True, help="KEY=VALUE dataset option.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Where the log-mel is computed (cpu, cuda, cuda:N) while CPU workers decode.")
 @pass_ctx
 def data_prepare(ctx: Context, dataset, root, data_dir, frontends, protocol, cache_dir, workers,
-                 dataset_params) -> None:
+                 dataset_params, device) -> None:
     """Decode every clip of DATASET in parallel and cache its features (resumable)."""
     from .datacmd import prepare_dataset
     from .features import FRONTEND_NAMES
@@ -856,7 +858,7 @@ def data_prepare(ctx: Context, dataset, root, data_dir, frontends, protocol, cac
             frontends=names,
             protocol=protocol, workers=workers,
             params=_parse_assignments(dataset_params, "--dataset-param", scoped=False),
-            echo=click.echo)
+            echo=click.echo, device=device)
     except (*USER_ERRORS, StateError, ValueError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

@@ -209,13 +209,18 @@ class Prepared:
 def prepare_dataset(registry: Registry, name: str, root: Path | None, data_dir: Path | None,
                     cache_dir: Path | None, frontends: list[str], protocol: str | None,
                     workers: int | None, params: dict,
-                    echo: Callable[[str], None] = print) -> Prepared:
+                    echo: Callable[[str], None] = print, device: str = "cpu") -> Prepared:
     from .features import FeatureStore, FrontEnd, prepare_partition
-    from .runner import cache_dir_for, dataset_root, folds_for, load_partition
+    from .runner import cache_dir_for, check_device, dataset_root, folds_for, load_partition
 
     spec = registry.dataset(name)
     # Every input is checked before anything is decoded or written.
     spec.resolve_params(params)
+    check_device(device)
+    if device == "auto":
+        from .training import resolve_device
+
+        device = str(resolve_device(device))
     root = dataset_root(spec, root, data_dir)
     protocol = protocol or spec.default_protocol
     if protocol not in spec.protocols:
@@ -230,7 +235,8 @@ def prepare_dataset(registry: Registry, name: str, root: Path | None, data_dir: 
             warnings += [w for w in partition.notes.get("warnings", []) if w not in warnings]
             fe = FrontEnd(fe_name, seconds=partition.clip_seconds or spec.clip_seconds)
             store = FeatureStore(cache, spec.name, root, fe)
-            feats, dropped = prepare_partition(store, partition, spec.task, workers)
+            feats, dropped = prepare_partition(store, partition, spec.task, workers,
+                                               device=device)
             for d in list(partition.dropped) + dropped:
                 skipped.setdefault(d.id, d)
             key = f"{fe_name}" + (f"/fold{fold}" if fold is not None else "")

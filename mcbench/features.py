@@ -278,10 +278,12 @@ class FeatureStore:
 
     # -- computing
     def compute(self, tracks: Sequence[Track], name: str, workers: int | None = None,
-                progress: bool = True, decoder=None) -> None:
+                progress: bool = True, decoder=None, device: str = "cpu") -> None:
         """Make sure every track has a stored feature row or a recorded failure.
 
         ``decoder`` replaces :func:`_decode_worker` (a picklable module-level function).
+        ``device``: where the log-mel of each decoded batch is computed (``cuda`` while the CPU
+        workers go on decoding); the rows agree with the CPU's to float32 rounding.
         """
         from filelock import FileLock
 
@@ -295,7 +297,7 @@ class FeatureStore:
                 return
             part = self._resume_part(name, todo)
             index = PartIndex.load(self.dir / f"{part}.index.json")
-            self._fill(part, index, workers or default_workers(), progress, decoder)
+            self._fill(part, index, workers or default_workers(), progress, decoder, device)
 
     def _resume_part(self, name: str, todo: Sequence[Track]) -> str:
         """An unfinished part holding these tracks (after an interruption), or a new one."""
@@ -341,13 +343,14 @@ class FeatureStore:
                 raise disk_full_error(self.dir, needed, exc) from exc
             raise
 
-    def _fill(self, part: str, index: PartIndex, workers: int, progress: bool, decoder=None) -> None:
+    def _fill(self, part: str, index: PartIndex, workers: int, progress: bool, decoder=None,
+              device: str = "cpu") -> None:
         from tqdm.auto import tqdm
 
         decoder = decoder or _decode_worker
         rows = [r for r, st in enumerate(index.status) if not st]
         arr = self._array(part, "r+")
-        logmel = LogMel(self.frontend) if self.frontend.name == "logmel" else None
+        logmel = LogMel(self.frontend, device) if self.frontend.name == "logmel" else None
         jobs = [(index.ids[r], index.paths[r], self.frontend.seconds, self.frontend.sample_rate) for r in rows]
         row_of = {index.ids[r]: r for r in rows}
         index_path = self.dir / f"{part}.index.json"
@@ -504,10 +507,13 @@ def targets(tracks: Sequence[Track], n_labels: int, task: str) -> np.ndarray:
 
 
 def prepare_partition(store: FeatureStore, partition: Partition, task: str,
-                      workers: int | None = None, progress: bool = True) -> tuple[dict[str, FeatureSplit], list[Dropped]]:
-    """Compute (or reuse) the features of every split of a partition and load them."""
+                      workers: int | None = None, progress: bool = True,
+                      device: str = "cpu") -> tuple[dict[str, FeatureSplit], list[Dropped]]:
+    """Compute (or reuse) the features of every split of a partition and load them; the
+    log-mel on ``device`` (:meth:`FeatureStore.compute`)."""
     all_tracks = [t for s in partition.splits.values() for t in s.tracks]
-    store.compute(all_tracks, name=partition.protocol, workers=workers, progress=progress)
+    store.compute(all_tracks, name=partition.protocol, workers=workers, progress=progress,
+                  device=device)
     out, dropped = {}, []
     for name, split in partition.splits.items():
         out[name], d = store.load_split(split, partition.labels, task, partition.min_seconds)

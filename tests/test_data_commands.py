@@ -53,3 +53,30 @@ def test_check_and_prepare_report_every_fault(tmp_path, shared_dir):
     again = runner.invoke(main, args)
     assert again.exit_code == 0
     assert json.loads(next(cache.glob("mtat/prepare-report-*.json")).read_text()) == report
+
+
+def test_prepare_computes_the_logmel_on_the_chosen_device(tmp_path, monkeypatch):
+    """``data prepare --device``: the log-mel runs where asked; a CUDA device torch does not
+    see is refused before anything is generated or decoded."""
+    import torch
+
+    import mcbench.features as features
+
+    args = ["data", "prepare", "synthetic", "--data-dir", str(tmp_path / "data"),
+            "--cache-dir", str(tmp_path / "cache"), "--workers", "1",
+            "--dataset-param", "n_clips=6", "--dataset-param", "seconds=1.0"]
+    if not torch.cuda.is_available():
+        refused = CliRunner().invoke(main, [*args, "--device", "cuda"])
+        assert refused.exit_code != 0 and "torch sees no CUDA device" in refused.output
+        assert not (tmp_path / "data").exists() and not (tmp_path / "cache").exists()
+    devices = []
+    original = features.LogMel.__init__
+
+    def spy(self, fe, device="cpu"):
+        devices.append(device)
+        original(self, fe, device)
+
+    monkeypatch.setattr(features.LogMel, "__init__", spy)
+    result = CliRunner().invoke(main, [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert devices and set(devices) == {"cpu"}
