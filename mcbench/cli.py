@@ -411,6 +411,33 @@ def metrics(ctx: Context) -> None:
 # --------------------------------------------------------------------------- run
 
 
+def _executor_options(f):
+    """``--executor``, ``--ray-address``, ``--ray-cpus-per-run`` (mcbench.executors)."""
+    f = click.option("--ray-cpus-per-run", type=click.FloatRange(min=0, min_open=True),
+                     default=1.0, show_default=True,
+                     help="With --executor ray on CPU: the CPUs Ray gives each run (and its "
+                          "torch threads). On CUDA each run asks for one GPU.")(f)
+    f = click.option("--ray-address", default=None, metavar="ADDRESS",
+                     help="With --executor ray: join this Ray cluster (auto, or "
+                          "ray://HEAD:10001) instead of starting a local Ray instance.")(f)
+    f = click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True,
+                     help="local: one run after the other in this process; ray: each run a "
+                          "Ray task, side by side on the free GPUs/CPUs of this machine or of "
+                          "a cluster (needs the ray extra).")(f)
+    return f
+
+
+def _executor(name: str, address: str | None, cpus_per_run: float):
+    """The executor, or exit 2 with how to install Ray / what is wrong."""
+    from .executors import make_executor
+
+    try:
+        return make_executor(name, address, cpus_per_run, echo=click.echo)
+    except OptionError as exc:
+        _fail(str(exc))
+
+
 @main.command(epilog="""\b
 Examples:
   mcbench run --models all --dataset synthetic
@@ -481,11 +508,13 @@ Examples:
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "plain"]),
               default="markdown", show_default=True, help="Format of the table printed at the end.")
+@_executor_options
 @pass_ctx
 def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, first_seed, protocol,
         folds, training_protocol, epochs, batch_size, patience, precision, no_standardize,
         variants, params, dataset_params, device, select_metric, workers, restart, init_from,
-        transfer, freeze, no_progress, fmt, backend=None) -> None:
+        transfer, freeze, no_progress, fmt, backend=None, executor="local", ray_address=None,
+        ray_cpus_per_run=1.0) -> None:
     """Train and evaluate models on a dataset, then print the comparison table.
 
     A run is identified by its data (clip ids and the computed features), the model with every
@@ -524,7 +553,7 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
         dataset_params=_parse_assignments(dataset_params, "--dataset-param", scoped=False),
         device=device, select_metric=select_metric, workers=workers, progress=not no_progress,
         restart=restart, init_from=init_from, transfer=transfer, freeze=freeze, echo=click.echo,
-        backend=backend,
+        backend=backend, executor=_executor(executor, ray_address, ray_cpus_per_run),
     )
     try:
         outcomes = run_experiments(reg, req)
@@ -533,6 +562,9 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
     except KeyboardInterrupt:
         click.echo("\nstopped; run the same command again to resume.", err=True)
         sys.exit(130)
+    finally:
+        if req.executor is not None:
+            req.executor.close()
     failed = [o for o in outcomes if o.status == "failed"]
     done = [o.run_id for o in outcomes if o.status in ("complete", "skipped")]
     click.echo("")
@@ -918,9 +950,11 @@ Examples:
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "plain"]),
               default="markdown", show_default=True, help="Format of the artifact's table.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@_executor_options
 @pass_ctx
 def reproduce(ctx: Context, artifact, list_, demo, roots, reading, dry_run, add_models, data_dir,
-              results_dir, device, workers, fmt, no_progress) -> None:
+              results_dir, device, workers, fmt, no_progress, executor="local", ray_address=None,
+              ray_cpus_per_run=1.0) -> None:
     """Reproduce one of the paper's tables from its recipe: every run it needs (finished runs
     are reused, interrupted ones resume), then the table in the paper's layout with the
     paper's values beside ours."""
@@ -974,7 +1008,12 @@ def reproduce(ctx: Context, artifact, list_, demo, roots, reading, dry_run, add_
                 click.echo(f"DEMO of {recipe.name}: synthetic stand-ins, not the paper's data")
             click.echo(dry_run_table(plan_recipe(ctx.registry, req), device))
             return
-        results = run_recipe(ctx.registry, req)
+        runner = _executor(executor, ray_address, ray_cpus_per_run)
+        try:
+            results = run_recipe(ctx.registry, req, executor=runner)
+        finally:
+            if runner is not None:
+                runner.close()
     except (*USER_ERRORS, StateError, RecipeError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

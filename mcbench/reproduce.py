@@ -362,9 +362,14 @@ def _done(outcomes) -> tuple[list[str], list[str]]:
     return ok, bad
 
 
-def run_recipe(registry, req: ReproduceRequest) -> list[RowResult]:
-    """Every row of the recipe through the ordinary runner (module docstring)."""
-    from .runner import run_experiments
+def run_recipe(registry, req: ReproduceRequest, executor=None) -> list[RowResult]:
+    """Every row of the recipe through the ordinary runner (module docstring); ``executor``
+    (:mod:`mcbench.executors`, ``None``: one run after the other here) runs each row's runs."""
+    from .runner import run_experiments as _run_experiments
+
+    def run_experiments(registry, request):
+        request.executor = executor
+        return _run_experiments(registry, request)
 
     recipe, setting = req.recipe, req.recipe.setting(req.demo)
     for row in recipe.rows:  # unknown models or datasets fail before any work

@@ -100,6 +100,9 @@ class RunRequest:
     #: The backend to build every model with (``--backend``; ``None``: each model's default,
     #: torch where it has a torch build). Part of each run's identity.
     backend: str | None = None
+    #: Where the runs execute (:mod:`mcbench.executors`): ``None`` runs them one after the other
+    #: in this process; a :class:`~mcbench.executors.RayExecutor` fans them out as Ray tasks.
+    executor: Any = None
     echo: Callable[[str], None] = print
 
 
@@ -150,6 +153,32 @@ class PreparedData:
         return {name: {"fingerprint": self.partition.splits[name].fingerprint(),
                        "n": len(feats), "content": feats.content}
                 for name, feats in self.features.items()}
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a run's data is read from, so that another process (a Ray task, see
+    :mod:`mcbench.executors`) opens the same features from the feature store again instead of
+    receiving them: the dataset, its root, the feature cache, the protocol and fold, the
+    resolved dataset parameters and the front end."""
+
+    dataset: str
+    root: Path
+    cache: Path
+    protocol: str
+    fold: int | None
+    params: dict[str, Any]
+    frontend: str
+
+    def open(self, registry: Registry) -> PreparedData:
+        """The prepared data (features already in the store are read, never recomputed)."""
+        spec = registry.dataset(self.dataset)
+        params = dict(self.params)
+        for key in HARNESS_PARAMS:  # no progress bars or decoding pools inside a task
+            if key in spec.params and not spec.params[key].affects_result:
+                params.pop(key, None)
+        partition = load_partition(spec, self.root, self.protocol, self.fold, params)
+        return prepare_data(spec, partition, self.frontend, self.cache, self.root, 1, False)
 
 
 @dataclass
@@ -394,20 +423,32 @@ def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
     by_fold: dict[int | None, list[RunPlan]] = {}
     for plan in plans:
         by_fold.setdefault(plan.fold, []).append(plan)
-    for fold, fold_plans in by_fold.items():
-        partition = load_partition(spec, root, fold_plans[0].protocol, fold, params)
-        for plan in fold_plans:  # a source with another input is refused before any features
-            if plan.transfer is not None:
-                check_frontend(plan.transfer, frontend_for(spec, partition, plan.frontend), spec.name)
-        prepared: dict[str, PreparedData] = {}
-        for plan in fold_plans:
-            if plan.frontend not in prepared:
-                prepared[plan.frontend] = data = prepare_data(
-                    spec, partition, plan.frontend, cache, root, req.workers, req.progress)
-                if data.dropped:
-                    req.echo(f"{len(data.dropped)} clip(s) dropped while loading features "
-                             "(see the run record)")
-            outcomes.append(execute(registry, Run.make(plan, prepared[plan.frontend]), ctx))
+
+    def runs():
+        """Each run with where its data comes from, the features of a fold and front end
+        prepared once, before the first of its runs is handed on."""
+        for fold, fold_plans in by_fold.items():
+            partition = load_partition(spec, root, fold_plans[0].protocol, fold, params)
+            for plan in fold_plans:  # a source with another input is refused before any features
+                if plan.transfer is not None:
+                    check_frontend(plan.transfer, frontend_for(spec, partition, plan.frontend),
+                                   spec.name)
+            prepared: dict[str, PreparedData] = {}
+            for plan in fold_plans:
+                if plan.frontend not in prepared:
+                    prepared[plan.frontend] = data = prepare_data(
+                        spec, partition, plan.frontend, cache, root, req.workers, req.progress)
+                    if data.dropped:
+                        req.echo(f"{len(data.dropped)} clip(s) dropped while loading features "
+                                 "(see the run record)")
+                yield Run.make(plan, prepared[plan.frontend]), DataSource(
+                    spec.name, Path(root).resolve(), Path(cache).resolve(), plan.protocol, fold,
+                    dict(params), plan.frontend)
+
+    if req.executor is None:
+        outcomes.extend(execute(registry, run, ctx) for run, _ in runs())
+    else:
+        outcomes.extend(req.executor.run_all(registry, runs(), ctx))
     return outcomes
 
 
@@ -476,6 +517,31 @@ def _write(path: Path, record: dict, ctx: RunContext) -> str | None:
         ctx.echo(f"✗ could not write the record {path}: {exc}")
         return str(exc)
     return None
+
+
+def record_failure(run: Run, ctx: RunContext, error: str) -> RunOutcome:
+    """Record ``run`` as failed with ``error`` when the process training it died before it could
+    say so itself (a Ray worker killed for memory, a lost node); a complete record is kept."""
+    with storage.RunLock(ctx.results_dir, run.run_id):
+        rpath = storage.record_path(ctx.results_dir, run.plan.dataset, run.run_id)
+        existing = _stored(rpath, ctx)
+        if existing is not None and existing.status == "complete":
+            return RunOutcome(run.run_id, run.plan.model, "complete", existing)
+        failed = _base_record(run, _now(), "failed")
+        failed.update(error=error, **provenance())
+        _write(rpath, failed, ctx)
+    return RunOutcome(run.run_id, run.plan.model, "failed", None, error)
+
+
+def stored_complete(run: Run, ctx: RunContext) -> RunRecord | None:
+    """The complete record of ``run`` if one is stored (read without its lock: a quick look
+    before handing the run to another process, which checks again under the lock)."""
+    rpath = storage.record_path(ctx.results_dir, run.plan.dataset, run.run_id)
+    try:
+        existing = storage.read_record(rpath) if rpath.exists() else None
+    except RecordError:
+        return None
+    return existing if existing is not None and existing.status == "complete" else None
 
 
 def _checkpoint_bytes(learner: Any) -> float:
