@@ -565,6 +565,12 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
     finally:
         if req.executor is not None:
             req.executor.close()
+    from . import distributed
+
+    main_rank = distributed.is_main()
+    distributed.teardown()  # under torchrun: rank 0 alone prints the table (mcbench.distributed)
+    if not main_rank:
+        return
     failed = [o for o in outcomes if o.status == "failed"]
     done = [o.run_id for o in outcomes if o.status in ("complete", "skipped")]
     click.echo("")

@@ -148,6 +148,11 @@ class RunRecord(_Strict):
                                   "another run: strategy, frozen and trained groups, the source "
                                   "run, its dataset, record file and its sha256, the checkpoint, "
                                   "and the input standardisation taken from the source")
+    distributed: dict[str, Any] | None = Field(
+        default=None, description="a data-parallel run (torchrun): world_size, backend (nccl or "
+                                  "gloo), per_rank_batch, effective_batch (the batch size the "
+                                  "optimiser sees) and how batch norm was computed; null for one "
+                                  "process")
     error: str | None = None
     traceback: str | None = None
     migrated_from: int | None = Field(default=None, description="schema version this record "

@@ -191,7 +191,13 @@ class Run:
     run_id: str
 
     @classmethod
-    def make(cls, plan: RunPlan, data: PreparedData) -> Run:
+    def make(cls, plan: RunPlan, data: PreparedData, world_size: int = 1) -> Run:
+        """``world_size``: processes of a data-parallel run (:mod:`mcbench.distributed`); above
+        1 it is part of the identity (per-rank batch norm changes the numbers), at 1 the
+        identity is the one it always was."""
+        training = {**plan.training, "select_metric": plan.select_metric}
+        if world_size > 1:
+            training["data_parallel_world_size"] = world_size
         identity = {
             "code_version": ident.RESULT_VERSION,
             "model": {"name": plan.model, "variant": plan.variant, "backend": plan.backend,
@@ -200,7 +206,7 @@ class Run:
                         "fold": plan.fold, "params": ident.to_jsonable(plan.data_params),
                         "labels": list(data.partition.labels),
                         "frontend": data.frontend.as_dict(), "splits": data.splits()},
-            "training": ident.to_jsonable({**plan.training, "select_metric": plan.select_metric}),
+            "training": ident.to_jsonable(training),
             "seed": plan.seed,
             "transfer": plan.transfer.identity() if plan.transfer else None,
         }
@@ -407,16 +413,27 @@ def harness_params(spec: DatasetSpec, req: RunRequest) -> dict[str, Any]:
 
 def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
     """Plan, prepare and execute every run of ``req`` (module docstring)."""
+    from . import distributed
+
     plans, unsupported = plan_runs(registry, req)
     spec = registry.dataset(req.dataset)
     results_dir = Path(req.results_dir or default_results_dir())
     check_device(req.device)
-    storage.check_writable(storage.runs_dir(results_dir, spec.name), "the results folder")
-    storage.check_writable(results_dir / "work", "the results folder")
-    ctx = RunContext(results_dir, req.device, req.workers, req.progress, req.restart, req.echo)
+    device = req.device
+    if distributed.requested():  # one of several ranks started by torchrun
+        if req.executor is not None:
+            raise OptionError("--executor ray fans runs out over processes itself; under "
+                              "torchrun (one run across processes) use the local executor")
+        device = distributed.setup(req.device)
+    main = distributed.is_main()
+    if main:
+        storage.check_writable(storage.runs_dir(results_dir, spec.name), "the results folder")
+        storage.check_writable(results_dir / "work", "the results folder")
+    echo = req.echo if main else (lambda _message: None)
+    ctx = RunContext(results_dir, device, req.workers, req.progress and main, req.restart, echo)
     outcomes = [RunOutcome("", name, "unsupported") for name in unsupported]
     for name in unsupported:
-        req.echo(f"skip {name}: it does not support {spec.task} ({spec.name})")
+        echo(f"skip {name}: it does not support {spec.task} ({spec.name})")
     root = dataset_root(spec, req.root, req.data_dir)
     cache = cache_dir_for(req.data_dir, req.cache_dir)
     params = spec.resolve_params(harness_params(spec, req))
@@ -436,12 +453,16 @@ def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
             prepared: dict[str, PreparedData] = {}
             for plan in fold_plans:
                 if plan.frontend not in prepared:
+                    if not main:  # rank 0 computes the features, the others then read them
+                        distributed.barrier()
                     prepared[plan.frontend] = data = prepare_data(
-                        spec, partition, plan.frontend, cache, root, req.workers, req.progress)
+                        spec, partition, plan.frontend, cache, root, req.workers, ctx.progress)
+                    if main:
+                        distributed.barrier()
                     if data.dropped:
-                        req.echo(f"{len(data.dropped)} clip(s) dropped while loading features "
-                                 "(see the run record)")
-                yield Run.make(plan, prepared[plan.frontend]), DataSource(
+                        echo(f"{len(data.dropped)} clip(s) dropped while loading features "
+                             "(see the run record)")
+                yield Run.make(plan, prepared[plan.frontend], distributed.world_size()), DataSource(
                     spec.name, Path(root).resolve(), Path(cache).resolve(), plan.protocol, fold,
                     dict(params), plan.frontend)
 
@@ -475,6 +496,10 @@ def _stored(path: Path, ctx: RunContext) -> RunRecord | None:
 
 def execute(registry: Registry, run: Run, ctx: RunContext) -> RunOutcome:
     """Train and evaluate one run under its lock, unless a valid record of it is complete."""
+    from . import distributed
+
+    if distributed.active():
+        return _execute_ranks(registry, run, ctx)
     lock = storage.RunLock(ctx.results_dir, run.run_id)
     lock.acquire(on_wait=lambda who: ctx.echo(
         f"… {run.plan.label} [{run.run_id}] is being trained by {who}; waiting for it "
@@ -492,6 +517,37 @@ def execute(registry: Registry, run: Run, ctx: RunContext) -> RunOutcome:
         return _train(registry, run, ctx, rpath, workdir)
     finally:
         lock.release()
+
+
+def _execute_ranks(registry: Registry, run: Run, ctx: RunContext) -> RunOutcome:
+    """One run of a data-parallel group (:mod:`mcbench.distributed`): rank 0 takes the lock,
+    skips a finished run or removes checkpoints for ``--restart``, and tells the others; all
+    ranks train; rank 0 alone writes."""
+    from . import distributed
+
+    main = distributed.is_main()
+    lock = storage.RunLock(ctx.results_dir, run.run_id) if main else None
+    rpath = storage.record_path(ctx.results_dir, run.plan.dataset, run.run_id)
+    workdir = storage.work_dir(ctx.results_dir, run.run_id)
+    try:
+        existing = None
+        if main:
+            lock.acquire(on_wait=lambda who: ctx.echo(
+                f"… {run.plan.label} [{run.run_id}] is being trained by {who}; waiting for it"))
+            existing = _stored(rpath, ctx)
+            if existing is not None and existing.status == "complete":
+                ctx.echo(f"✓ {run.plan.label}: already complete ({rpath}); skipping")
+            else:
+                existing = None
+                if ctx.restart and workdir.exists():
+                    shutil.rmtree(workdir)
+                    ctx.echo(f"--restart: removed the checkpoints of {run.run_id}")
+        if distributed.broadcast(existing is not None):
+            return RunOutcome(run.run_id, run.plan.model, "skipped", existing)
+        return _train(registry, run, ctx, rpath, workdir)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _base_record(run: Run, started: str, status: str) -> dict[str, Any]:
@@ -551,16 +607,20 @@ def _checkpoint_bytes(learner: Any) -> float:
 
 
 def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: Path) -> RunOutcome:
+    from . import distributed
     from .evaluation import evaluate, selection_function
 
     plan, feats = run.plan, run.data.features
     training = plan.training
+    main = distributed.is_main()  # under torchrun rank 0 alone writes (mcbench.distributed)
+    parallel = (f" on {distributed.world_size()} processes ({training['batch_size'] // distributed.world_size()} "
+                "per process)" if distributed.active() else "")
     ctx.echo(f"▶ {plan.label} on {plan.dataset} [{run.run_id}]: up to {training['max_epochs']} "
-             f"epoch(s), batch {training['batch_size']}")
+             f"epoch(s), batch {training['batch_size']}{parallel}")
     started = _now()
     t_start = time.perf_counter()
     reset_peak_rss()
-    if _write(rpath, _base_record(run, started, "running"), ctx):
+    if main and _write(rpath, _base_record(run, started, "running"), ctx):
         return RunOutcome(run.run_id, plan.model, "failed", None, "cannot write its record")
     stage = "building the model"
     try:
@@ -580,6 +640,13 @@ def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: 
         built = mspec.create(feats["train"].x.shape[1:], len(labels), task=plan.task,
                              variant=plan.variant, backend=plan.backend, **plan.options)
         learner = as_learner(built, plan.task)
+        if distributed.active():
+            from .training import TorchLearner
+
+            if not isinstance(learner, TorchLearner):
+                raise OptionError(f"model {plan.model} (backend {plan.backend}) is not a torch "
+                                  "network; a data-parallel run (torchrun) trains torch networks "
+                                  "only: run it in one process")
         transferred = None
         if plan.transfer is not None:
             stage = f"loading the weights of source run {plan.transfer.run_id}"
@@ -597,6 +664,8 @@ def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: 
         t0 = time.perf_counter()
         history = learner.fit(feats["train"], feats["valid"], config)
         fit_s = time.perf_counter() - t0
+        if not main:
+            return RunOutcome(run.run_id, plan.model, "complete", None)
         stage = "evaluating on the test split"
         t0 = time.perf_counter()
         test = feats["test"]
@@ -620,6 +689,7 @@ def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: 
             "peak_memory_mb": {"cpu_rss": peak_rss_mb(), "cuda": _cuda_peak_mb(device)},
             "scores_path": storage.scores_path(ctx.results_dir, plan.dataset, run.run_id).name,
             "notes": ident.to_jsonable(getattr(learner, "record_notes", {}) or {}),
+            "distributed": distributed.describe(training["batch_size"]),
             **provenance(),
         })
         if transferred is not None:
@@ -639,9 +709,10 @@ def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: 
     except Exception as exc:
         err = f"{type(exc).__name__} while {stage}: {exc}"
         ctx.echo(f"✗ {plan.label} failed: {err}")
-        failed = _base_record(run, started, "failed")
-        failed.update(error=err, traceback=traceback.format_exc(limit=20), **provenance())
-        _write(rpath, failed, ctx)
+        if main:
+            failed = _base_record(run, started, "failed")
+            failed.update(error=err, traceback=traceback.format_exc(limit=20), **provenance())
+            _write(rpath, failed, ctx)
         return RunOutcome(run.run_id, plan.model, "failed", None, err)
     final = validate(record)
     headline = ", ".join(
