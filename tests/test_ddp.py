@@ -18,7 +18,11 @@ from click.testing import CliRunner
 from mcbench.cli import main
 from mcbench.distributed import shard
 
+# While the file named by $MCBENCH_TEST_STOP exists, training stops with KeyboardInterrupt (what
+# Ctrl-C raises) on every rank in the second epoch, after the first epoch's checkpoint: the state
+# a run killed mid-way leaves. The file changes nothing else (not the identity).
 PLUGIN = '''
+import os
 from mcbench import hookimpl
 from mcbench.specs import ModelSpec
 
@@ -26,8 +30,22 @@ from mcbench.specs import ModelSpec
 def build(input_shape, n_outputs, *, task, variant, **params):
     from torch import nn
 
-    return nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(8, n_outputs))
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
+                                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, n_outputs))
+            self.steps = 0
+
+        def forward(self, x):
+            stop = os.environ.get("MCBENCH_TEST_STOP", "")
+            if self.training:
+                self.steps += 1
+                if self.steps > 4 and stop and os.path.exists(stop):  # 4 steps per epoch
+                    raise KeyboardInterrupt
+            return self.net(x)
+
+    return Tiny()
 
 
 @hookimpl
@@ -56,8 +74,9 @@ def only_record(ws: Path, results: str) -> dict:
     return json.loads(path.read_text())
 
 
-def torchrun(ws: Path, results: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+def torchrun(ws: Path, results: str, stop: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+           "MCBENCH_TEST_STOP": str(stop or "")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "mcbench", *args(ws, results)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=ws)
@@ -120,3 +139,31 @@ def test_two_processes_on_gloo_agree_with_one_process(ws):
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
     assert "already complete" in again.stdout
     assert only_record(ws, "ddp") == rec
+
+
+def test_an_interrupted_data_parallel_run_resumes_from_rank_0s_checkpoint(ws):
+    whole = only_record(ws, "ddp")  # the uninterrupted 2-process run of the test above
+    stop = ws / "stop-now"
+    stop.write_text("stop")
+    stopped = torchrun(ws, "resume", stop)
+    assert stopped.returncode != 0
+    rec = only_record(ws, "resume")
+    assert rec["status"] == "running" and rec["run_id"] == whole["run_id"]
+    import torch
+
+    state = torch.load(ws / "resume" / "work" / rec["run_id"] / "last.pt", weights_only=True)["state"]
+    assert state["epoch"] == 0
+    stop.unlink()
+
+    resumed = torchrun(ws, "resume")
+    out = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, out[-4000:]
+    assert out.count("resuming from epoch 2") == 1  # said by rank 0 only
+    rec = only_record(ws, "resume")
+    assert rec["status"] == "complete"
+    assert rec["history"][0] == state["history"][0]  # the interrupted process's first epoch
+    # every rank continued from rank 0's checkpoint: the uninterrupted run's numbers
+    assert [h["loss"] for h in rec["history"]] == pytest.approx(
+        [h["loss"] for h in whole["history"]], abs=1e-6)
+    assert rec["test"]["roc_auc"]["value"] == pytest.approx(whole["test"]["roc_auc"]["value"],
+                                                            abs=1e-6)
