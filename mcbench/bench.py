@@ -688,6 +688,8 @@ def run_bench(registry, cases: Sequence[Case], *, repeats: int = 5, warmup: int 
     and caches, torch's allocator) carries over from an earlier case.
     """
     say = progress or (lambda _m: None)
+    # the machine and the commit as the run starts (the code that is measured)
+    machine = machine_info({c.backend for c in cases})
     matmul: dict[tuple[str, str], dict] = {}
     rows, failed = [], []
     for i, case in enumerate(cases, start=1):
@@ -723,7 +725,7 @@ def run_bench(registry, cases: Sequence[Case], *, repeats: int = 5, warmup: int 
             f"eval {row['eval_clips_per_s']:.2f} clips/s, peak {row['peak_memory_mb']:.0f} MB")
     doc: dict[str, Any] = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine_info({c.backend for c in cases}),
+        "machine": machine,
         "settings": {"repeats": repeats, "warmup": warmup, "isolated": isolate, **(settings or {})},
         "matmul": [v for v in matmul.values()],
         "rows": rows,
