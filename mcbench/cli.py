@@ -212,6 +212,7 @@ def plugins(click_ctx: click.Context, ctx: Context) -> None:
 @plugins.command("validate", epilog="""\b
 Examples:
   mcbench plugins validate crnn_tf --task multilabel
+  mcbench plugins validate crnn --backend keras --variant wang2019
   mcbench plugins validate synthetic_genres --root /tmp/sg --dataset-param n_per_genre=5
   mcbench --plugins-dir my_plugins plugins validate my_metric
 """)
@@ -221,6 +222,8 @@ Examples:
 @click.option("--task", type=click.Choice(["multilabel", "multiclass"]), default=None,
               help="Task to validate for, models and metrics (default: every task declared).")
 @click.option("--variant", default=None, help="Model variant to validate (default: every variant).")
+@click.option("--backend", default=None,
+              help="Model build to validate, e.g. keras (default: the model's default backend).")
 @click.option("--root", type=click.Path(path_type=Path), default=None,
               help="Dataset root to read (datasets; a generated dataset writes its data there). "
                    "Without it, only the spec is checked.")
@@ -229,8 +232,8 @@ Examples:
               help="KEY=VALUE dataset parameter, repeatable (`mcbench datasets NAME` lists them).")
 @pass_ctx
 def plugins_validate(ctx: Context, name: str, kind: str | None, task: str | None,
-                     variant: str | None, root: Path | None, protocol: str | None,
-                     dataset_params: tuple[str, ...]) -> None:
+                     variant: str | None, backend: str | None, root: Path | None,
+                     protocol: str | None, dataset_params: tuple[str, ...]) -> None:
     """Check that model, dataset or metric plugin NAME honours the contract.
 
     Models: build, outputs, a few training steps, save/load, on the CPU in seconds. Datasets: the
@@ -261,6 +264,7 @@ def plugins_validate(ctx: Context, name: str, kind: str | None, task: str | None
                  if any(not p.ok for p in reg.plugins) else ""))
     given = {"--task": task if kind == "dataset" else None,
              "--variant": variant if kind != "model" else None,
+             "--backend": backend if kind != "model" else None,
              "--root": root if kind != "dataset" else None,
              "--protocol": protocol if kind != "dataset" else None,
              "--dataset-param": dataset_params if kind != "dataset" else None}
@@ -273,7 +277,7 @@ def plugins_validate(ctx: Context, name: str, kind: str | None, task: str | None
     except PluginError as exc:
         _fail(str(exc))
     if kind == "model":
-        ok = validate_model(spec, task=task, variant=variant, echo=click.echo)
+        ok = validate_model(spec, task=task, variant=variant, echo=click.echo, backend=backend)
     elif kind == "dataset":
         ok = validate_dataset(spec, root=root, protocol=protocol, echo=click.echo,
                               params=_parse_assignments(dataset_params, "--dataset-param", scoped=False))
@@ -446,6 +450,8 @@ Examples:
   mcbench run --models crnn_tf,fcn --dataset synthetic --backend keras
   mcbench run --models crnn --dataset gtzan --root /data/gtzan --folds 0,1 --device cuda
   mcbench run --models crnn_tf --dataset gtzan --root /data/gtzan --init-from mtat --transfer freeze_cnn
+  mcbench run --models all --dataset mtat --seeds 5 --executor ray
+  torchrun --nproc-per-node 4 -m mcbench run --models fcn --dataset mtat
 """)
 @click.option("--models", "models_", default="all", show_default=True,
               help="'all' or comma-separated model names (see `mcbench models`).")
@@ -929,6 +935,7 @@ Examples:
   mcbench reproduce table1 --root mtat=/data/mtat --as authors
   mcbench reproduce table1 --demo --add-model my_cnn
   mcbench reproduce my_recipe.toml
+  mcbench reproduce table3 --executor ray --ray-address auto
 """)
 @click.argument("artifact", required=False)
 @click.option("--list", "list_", is_flag=True, help="List the shipped recipes and what each runs.")
