@@ -127,13 +127,14 @@ def _tiny_split(shape: tuple[int, ...], task: str, n: int, rng: np.random.Genera
     return FeatureSplit("validate", [f"c{i}" for i in range(n)], x, y, task, labels)
 
 
-def _build(spec: ModelSpec, variant: str, task: str, check: Check):
+def _build(spec: ModelSpec, variant: str, task: str, check: Check, backend: str | None = None):
     """Try a small input first, then the default 29-s input (some designs need it)."""
     errors = []
     for seconds in (SMALL_SECONDS, 29.0):
         shape = FrontEnd(spec.frontend(variant), seconds=seconds).shape
         try:
-            return spec.create(shape, N_OUTPUTS, task=task, variant=variant), shape
+            return spec.create(shape, N_OUTPUTS, task=task, variant=variant,
+                               backend=backend), shape
         except Exception as exc:
             errors.append(f"input {shape}: {type(exc).__name__}: {exc}")
     check(False, "build", " | ".join(errors))
@@ -141,15 +142,30 @@ def _build(spec: ModelSpec, variant: str, task: str, check: Check):
 
 
 def validate_model(spec: ModelSpec, task: str | None = None, variant: str | None = None,
-                   echo: Callable[[str], None] = print) -> bool:
+                   echo: Callable[[str], None] = print, backend: str | None = None) -> bool:
+    """``backend``: the build to check (``None``: the model's default backend); every variant
+    that build offers unless ``variant`` names one."""
     import torch
 
     from .training import TorchLearner, as_learner
 
     check = Check(echo)
-    echo(f"validating model plugin {spec.name!r}")
+    backend = backend or spec.backend
+    echo(f"validating model plugin {spec.name!r}" + (f" ({backend} build)" if len(spec.builds) > 1 else ""))
     check(bool(spec.summary.strip()), "has a one-line summary")
-    variants = [variant] if variant else list(spec.variants)
+    if backend not in spec.builds:
+        check(False, "backend has a build", f"{backend!r}: the model has {list(spec.builds)}")
+        return False
+    if backend != spec.backend:
+        from .runner import check_backend_installed
+
+        try:
+            check_backend_installed(backend)
+        except Exception as exc:  # names the extra to install
+            check(False, f"{backend} is installed", str(exc))
+            return False
+    offered = [v for v in spec.variants if backend in spec.backends_of(v)]
+    variants = [variant] if variant else offered
     unknown = [v for v in variants if v not in spec.variants]
     if unknown:
         check(False, "variant exists", f"{unknown} not in {list(spec.variants)}")
@@ -162,11 +178,11 @@ def validate_model(spec: ModelSpec, task: str | None = None, variant: str | None
         for t in tasks:
             echo(f"variant {v}, task {t}")
             torch.manual_seed(0)
-            if spec.backend == "keras":  # seeded initial weights: the same verdict every time
+            if backend == "keras":  # seeded initial weights: the same verdict every time
                 from .keras_learner import seed_keras
 
                 seed_keras(0)
-            built, shape = _build(spec, v, t, check)
+            built, shape = _build(spec, v, t, check, backend)
             if built is None:
                 continue
             try:
@@ -183,7 +199,7 @@ def validate_model(spec: ModelSpec, task: str | None = None, variant: str | None
                 _check_keras(learner, data, t, check)
             else:
                 _check_learner(learner, data, t, check)
-            _check_persistence(spec, v, t, shape, learner, data, check)
+            _check_persistence(spec, v, t, shape, learner, data, check, backend)
     echo("OK: the plugin honours the contract" if check.failures == 0 else
          f"{check.failures} check(s) failed; see the FAIL lines above")
     return check.failures == 0
@@ -371,7 +387,8 @@ def _check_learner(learner, data: FeatureSplit, task: str, check: Check) -> None
               f"training accuracy {acc:.2f} (chance {1 / N_OUTPUTS:.2f})")
 
 
-def _check_persistence(spec, variant, task, shape, learner, data, check: Check) -> None:
+def _check_persistence(spec, variant, task, shape, learner, data, check: Check,
+                       backend: str | None = None) -> None:
     import torch
 
     from .training import as_learner
@@ -382,7 +399,8 @@ def _check_persistence(spec, variant, task, shape, learner, data, check: Check) 
             before = np.asarray(learner.predict(data))
             learner.save(path)
             torch.manual_seed(999)  # a different initialisation, to prove load() restores it all
-            fresh = as_learner(spec.create(shape, N_OUTPUTS, task=task, variant=variant), task)
+            fresh = as_learner(spec.create(shape, N_OUTPUTS, task=task, variant=variant,
+                                           backend=backend), task)
             fresh.load(path)
             after = np.asarray(fresh.predict(data))
         except Exception as exc:

@@ -145,3 +145,17 @@ def test_transfer_groups_are_checked_when_declared():
     assert not validate_model(bad, echo=lines.append)
     assert any("[FAIL] transfer groups" in line and "in no group, e.g. cnn.0.bias" in line
                for line in lines), lines
+
+
+def test_validate_checks_the_build_of_the_backend_asked_for():
+    from click.testing import CliRunner
+
+    from mcbench.cli import main
+    from mcbench.plugins import Registry
+
+    lines: list[str] = []
+    assert not validate_model(Registry().model("crnn"), backend="jax", echo=lines.append)
+    assert any("[FAIL] backend has a build: 'jax'" in line and "'torch'" in line and "'keras'" in line
+               for line in lines), lines
+    refused = CliRunner().invoke(main, ["plugins", "validate", "synthetic", "--backend", "keras"])
+    assert refused.exit_code != 0 and "--backend does not apply to dataset" in refused.output
