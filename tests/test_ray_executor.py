@@ -199,3 +199,47 @@ def test_help_and_plugins_do_not_import_ray():
 
     for args in (["--help"], ["run", "--help"], ["reproduce", "--help"], ["plugins"]):
         assert modules_loaded_by_cli(args, ("ray",)) == [], args
+
+
+RECIPE = """
+[artifact]
+name = "tinyfolds"
+title = "One model over five folds"
+metrics = ["accuracy"]
+
+[datasets]
+main = "synthetic_genres"
+
+[protocols]
+main = "cv5"
+
+[dataset_params.main]
+n_per_genre = 5
+seconds = 2.0
+
+[training]
+max_epochs = 1
+batch_size = 6
+
+[[rows]]
+label = "Tiny CNN"
+model = "tiny_cnn"
+on = "main"
+paper = { accuracy = 0.5 }
+"""
+
+
+def test_reproduce_fans_a_recipes_folds_out_over_ray(ws, ray_session):
+    recipe = ws / "tinyfolds.toml"
+    recipe.write_text(RECIPE)
+    result = CliRunner().invoke(main, [
+        "--plugins-dir", str(ws / "plugins"), "reproduce", str(recipe), "--executor", "ray",
+        "--data-dir", str(ws / "data"), "--results-dir", str(ws / "recipe"), "--device", "cpu",
+        "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "ray: 5/5 done, 0 running, 0 waiting, 0 failed" in result.output
+    recs = list((ws / "recipe" / "runs" / "synthetic_genres").glob("*.json"))
+    folds = sorted(json.loads(p.read_text())["identity"]["dataset"]["fold"] for p in recs)
+    assert folds == [0, 1, 2, 3, 4]
+    (row,) = [line for line in result.output.splitlines() if line.startswith("| Tiny CNN")]
+    assert row.split("|")[-2].strip() == "5"  # the row averages the five folds
