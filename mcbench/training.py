@@ -24,11 +24,19 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import os
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# OpenMP threads that finish their share of an op sleep instead of spinning for the next one
+# (read once, when torch loads its OpenMP runtime, so this only acts if torch is not loaded
+# yet; an OMP_WAIT_POLICY in the environment wins). On a CPU shared with other processes, a
+# spinning thread takes the core the other threads wait for: a CRNN-TF step on this 2-core
+# machine under load ran 2x slower with 2 spinning threads than with one.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from torch import nn
 
 from . import distributed
