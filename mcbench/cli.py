@@ -432,6 +432,33 @@ def _executor_options(f):
     return f
 
 
+def _under_torchrun(nproc: int, executor: str) -> None:
+    """``run --nproc N``: this command again under ``torchrun --standalone --nproc-per-node N``
+    (one machine; across machines start torchrun yourself, see the README), then exit with its
+    status."""
+    import subprocess
+
+    from .distributed import requested
+
+    if requested():
+        _fail("--nproc starts torchrun itself; under torchrun leave it out")
+    if executor != "local":
+        _fail("--nproc trains one run across processes; --executor ray fans runs out over "
+              "processes itself: use one of them")
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+           str(nproc), "-m", "mcbench", *args]
+    click.echo("starting: " + " ".join(cmd[1:]), err=True)
+    sys.exit(subprocess.call(cmd))
+
+
 def _executor(name: str, address: str | None, cpus_per_run: float):
     """The executor, or exit 2 with how to install Ray / what is wrong."""
     from .executors import make_executor
@@ -515,12 +542,16 @@ Examples:
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv", "plain"]),
               default="markdown", show_default=True, help="Format of the table printed at the end.")
 @_executor_options
+@click.option("--nproc", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Train each run across N processes with DistributedDataParallel (GPUs with "
+                   "NCCL, or CPU processes with gloo): starts this command under torchrun "
+                   "--standalone --nproc-per-node N. --batch-size is then the effective batch.")
 @pass_ctx
 def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, first_seed, protocol,
         folds, training_protocol, epochs, batch_size, patience, precision, no_standardize,
         variants, params, dataset_params, device, select_metric, workers, restart, init_from,
         transfer, freeze, no_progress, fmt, backend=None, executor="local", ray_address=None,
-        ray_cpus_per_run=1.0) -> None:
+        ray_cpus_per_run=1.0, nproc=None) -> None:
     """Train and evaluate models on a dataset, then print the comparison table.
 
     A run is identified by its data (clip ids and the computed features), the model with every
@@ -530,6 +561,8 @@ def run(ctx: Context, models_, dataset, root, data_dir, results_dir, seeds, firs
     from .runner import RunRequest, default_results_dir, run_experiments
     from .tables import NoRunsError, table_for
 
+    if nproc is not None and nproc > 1:
+        _under_torchrun(nproc, executor)
     ctx.require_plugin_dirs()
     reg = ctx.registry
     ctx.warn_broken_plugins()

@@ -167,3 +167,14 @@ def test_an_interrupted_data_parallel_run_resumes_from_rank_0s_checkpoint(ws):
         [h["loss"] for h in whole["history"]], abs=1e-6)
     assert rec["test"]["roc_auc"]["value"] == pytest.approx(whole["test"]["roc_auc"]["value"],
                                                             abs=1e-6)
+
+
+def test_run_nproc_starts_torchrun_itself(ws):
+    """``mcbench run --nproc 2`` is the torchrun command: the 2-process run of the test above,
+    found complete (same identity, world size 2), not trained again."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "mcbench", *args(ws, "ddp"), "--nproc", "2"],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=ws)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert "torch.distributed.run --standalone --nproc-per-node 2" in done.stderr
+    assert done.stdout.count("already complete") == 1 and "▶" not in done.stdout
