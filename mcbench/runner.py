@@ -9,6 +9,9 @@
 3. A plan plus its data is a :class:`Run`, with its identity (:mod:`mcbench.identity`) and id.
    :func:`execute` trains it under a lock: a finished run with this identity is skipped, an
    interrupted one resumes from its checkpoints, a failure is recorded and the next run goes on.
+4. The runs execute one after the other here, or as Ray tasks (``RunRequest.executor``,
+   :mod:`mcbench.executors`), each through :func:`execute`; under torchrun every rank takes
+   part in each run and rank 0 alone writes (:mod:`mcbench.distributed`).
 """
 
 from __future__ import annotations
@@ -445,7 +448,13 @@ def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
         """Each run with where its data comes from, the features of a fold and front end
         prepared once, before the first of its runs is handed on."""
         for fold, fold_plans in by_fold.items():
+            # under torchrun rank 0 materialises the data and computes the features first;
+            # the other ranks then read what it made (mcbench.distributed)
+            if not main:
+                distributed.barrier()
             partition = load_partition(spec, root, fold_plans[0].protocol, fold, params)
+            if main:
+                distributed.barrier()
             for plan in fold_plans:  # a source with another input is refused before any features
                 if plan.transfer is not None:
                     check_frontend(plan.transfer, frontend_for(spec, partition, plan.frontend),
