@@ -1,0 +1,56 @@
+"""Process settings the torch trainer makes for CPU speed (their speed is measured by
+``mcbench bench``, not asserted here): glibc keeps freed memory for reuse, and OpenMP threads
+sleep when idle unless the environment says otherwise."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mcbench.training import keep_freed_memory
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _mallinfo2():
+    try:
+        fn = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+    fn.restype = _Mallinfo2
+    return fn()
+
+
+def test_large_tensors_come_from_the_heap_and_stay_there_when_freed():
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc malloc settings (Linux)")
+    _mallinfo2()
+    assert keep_freed_memory()
+    size = 96 << 20  # far above glibc's default mmap threshold (at most 32 MB)
+    mapped_before = _mallinfo2().hblkhd
+    t = torch.empty(size // 4, dtype=torch.float32).fill_(1.0)
+    assert _mallinfo2().hblkhd == mapped_before  # not a fresh mmap
+    del t
+    assert _mallinfo2().fordblks >= size  # kept by malloc for the next step, not returned
+
+
+def _policy(env: dict[str, str]) -> str:
+    code = "import os, mcbench.training; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, timeout=300)
+    return out.stdout.strip()
+
+
+def test_idle_openmp_threads_sleep_unless_the_environment_says_otherwise():
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    assert _policy(env) == "PASSIVE"
+    assert _policy({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
