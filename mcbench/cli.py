@@ -1065,6 +1065,12 @@ def reproduce(ctx: Context, artifact, list_, demo, roots, reading, dry_run, add_
     except KeyboardInterrupt:
         click.echo("\nstopped; run the same command again to resume.", err=True)
         sys.exit(130)
+    from . import distributed
+
+    main_rank = distributed.is_main()
+    distributed.teardown()  # under torchrun rank 0 alone renders and saves the artifact
+    if not main_rank:
+        return
     out = Path(results_dir or default_results_dir())
     from .reproduce import row_records
 

@@ -662,8 +662,9 @@ def _train(registry: Registry, run: Run, ctx: RunContext, rpath: Path, workdir: 
             transferred = apply_transfer(learner, plan.transfer, rebuild=lambda n: mspec.create(
                 feats["train"].x.shape[1:], n, task=plan.task, variant=plan.variant,
                 backend=plan.backend, **plan.options))
-        storage.ensure_free_space(workdir.parent, _checkpoint_bytes(learner),
-                                  f"the checkpoints of {run.run_id}")
+        if main:
+            storage.ensure_free_space(workdir.parent, _checkpoint_bytes(learner),
+                                      f"the checkpoints of {run.run_id}")
         config = TrainConfig(**training, seed=plan.seed, device=ctx.device, workdir=workdir,
                              select_metric=selection_function(selector, labels),
                              select_metric_name=selector.name,
