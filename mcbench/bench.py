@@ -55,6 +55,17 @@ BACKENDS = ("torch", "keras")
 PRECISIONS = ("fp32", "bf16")
 
 
+def _torch():
+    """torch, imported after :mod:`mcbench.training` so that its thread settings (OpenMP's
+    wait policy, read when torch loads) are the trainer's."""
+    import importlib
+
+    importlib.import_module("mcbench.training")
+    import torch
+
+    return torch
+
+
 class BenchError(ValueError):
     """A combination that cannot be benchmarked (no such build, an unsupported precision)."""
 
@@ -113,7 +124,7 @@ def _rates(batch: int, times: Sequence[float]) -> tuple[float, dict[str, float]]
 
 
 def _torch_sync(device: str) -> Callable[[], None]:
-    import torch
+    torch = _torch()
 
     if device.startswith("cuda"):
         return lambda: torch.cuda.synchronize()
@@ -125,7 +136,7 @@ def matmul_rate(device: str = "cpu", precision: str = "fp32", n: int | None = No
     """The device's dense-matmul rate, multiply-accumulates per second: the median of
     ``repeats`` timed ``torch.matmul`` of two ``n × n`` matrices (``n`` 2048 on a CPU, 8192 on
     CUDA) in float32, or bfloat16 for ``bf16``, after one warm-up."""
-    import torch
+    torch = _torch()
 
     from .training import resolve_device
 
@@ -172,7 +183,7 @@ def torch_steps(spec, case: Case, shape: Sequence[int], n_outputs: int = 50,
     """The torch trainer's step (:class:`~mcbench.training.TorchLearner`'s placement,
     channels-last layout, bf16 autocast and loss; Adam over its parameter groups with the
     ``paper`` protocol's L2) and its evaluation, on one random batch already on the device."""
-    import torch
+    torch = _torch()
 
     from .training import TorchLearner, parameter_groups, protocol_config, resolve_device
 
@@ -263,7 +274,7 @@ def keras_steps(spec, case: Case, shape: Sequence[int], n_outputs: int = 50,
 def _measure(steps: Steps, case: Case, repeats: int, warmup: int) -> dict[str, Any]:
     cuda = case.device.startswith("cuda") and case.backend == "torch"
     if cuda:
-        import torch
+        torch = _torch()
 
         torch.cuda.reset_peak_memory_stats(case.device)
     steps.set_training(True)
@@ -272,7 +283,7 @@ def _measure(steps: Steps, case: Case, repeats: int, warmup: int) -> dict[str, A
     eval_times = time_repeats(steps.evaluate, repeats, warmup, steps.sync)
     cuda_peak = None
     if cuda:
-        import torch
+        torch = _torch()
 
         cuda_peak = torch.cuda.max_memory_allocated(case.device) / 2**20
     return {"train_times": train_times, "eval_times": eval_times, "cuda_peak_mb": cuda_peak,
@@ -430,7 +441,7 @@ def _current_rss_mb() -> float:
 def machine_info(backends: Iterable[str] = ()) -> dict[str, Any]:
     """Provenance (hardware, packages, git commit) plus the torch build and, when the Keras
     backend ran, TensorFlow's version and GPUs."""
-    import torch
+    torch = _torch()
 
     info = provenance()
     info["host"] = socket.gethostname()
@@ -444,7 +455,7 @@ def machine_info(backends: Iterable[str] = ()) -> dict[str, Any]:
 
 def torch_build() -> dict[str, Any]:
     """torch's version, its build (``CPU`` or ``CUDA x.y``) and whether CUDA is usable here."""
-    import torch
+    torch = _torch()
 
     cuda = getattr(torch.version, "cuda", None)
     available = bool(torch.cuda.is_available())
