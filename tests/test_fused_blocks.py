@@ -16,6 +16,7 @@ from mcbench_plugins.models.impl import layers
 from mcbench_plugins.models.impl.crnn_tf import build_crnn_tf
 from mcbench_plugins.models.impl.fcn import build_fcn
 from mcbench_plugins.models.impl.layers import MaxPool2dSame, implicit_same_pool, tf_same_pads
+from mcbench_plugins.models.impl.recurrent import grid_lstm_stacked
 from torch.nn import functional as F
 
 
@@ -146,3 +147,30 @@ def test_fused_block_under_momentum_none_counts_batches(monkeypatch):
     reference(x), reference(x * 2)
     assert int(block[1].num_batches_tracked) == 2
     assert torch.allclose(block[1].running_var, reference[1].running_var, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_stacked_grid_lstms_equal_the_block_by_block_reference(dtype, tol, monkeypatch):
+    """CRNN-TF (paper) runs its eight Grid LSTM blocks batched; outputs and every gradient
+    against the blocks run one by one."""
+    from mcbench_plugins.models.impl import crnn_tf
+
+    torch.manual_seed(3)
+    model = build_crnn_tf((1, 96, 1360), 5, variant="paper", dropout=0.0).to(dtype)
+    reference = copy.deepcopy(model)
+    x = torch.randn(2, 1, 96, 1360, dtype=dtype)
+    results = []
+    for net, stacked in ((model, True), (reference, False)):
+        monkeypatch.setattr(crnn_tf, "STACK_GRID_LSTMS", stacked)
+        calls = []
+        monkeypatch.setattr(crnn_tf, "grid_lstm_stacked",
+                            lambda *a, calls=calls: calls.append(1) or grid_lstm_stacked(*a))
+        out = net(x)
+        out.square().sum().backward()
+        assert bool(calls) == stacked
+        results.append((out.detach(), {k: p.grad for k, p in net.named_parameters()}))
+    (out, grads), (r_out, r_grads) = results
+    assert (out - r_out).abs().max() <= tol * max(1.0, r_out.abs().max())
+    scale = max(g.abs().max() for g in r_grads.values())
+    for key, g in grads.items():
+        assert (g - r_grads[key]).abs().max() <= tol * scale, key

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .layers import TransferGroups, conv_block, keras_init_, require_min_length, tf_same_out
-from .recurrent import RECURRENT_CELLS, make_recurrent
+from .recurrent import RECURRENT_CELLS, GridLSTMBlock, grid_lstm_stacked, make_recurrent
 from .scans import SCAN_GROUPS, SCANS, resolve_scans  # noqa: F401 (re-exported)
 
 MODEL = "crnn_tf"
@@ -110,8 +110,29 @@ class CRNNTF(TransferGroups, nn.Module):
                 f"{MODEL}: this model was built for a {self.map_size} CNN map, but an input of shape "
                 f"{tuple(x.shape[1:])} gives {tuple(m.shape[-2:])}; build it for this input shape"
             )
-        y = torch.cat([self.rnn[s](scan_sequence(m, s, self.raster)) for s in self.scans], dim=-1)
+        sequences = [scan_sequence(m, s, self.raster) for s in self.scans]
+        blocks = [self.rnn[s] for s in self.scans]
+        if STACK_GRID_LSTMS and _stackable(blocks, sequences):
+            y = grid_lstm_stacked(blocks, torch.stack(sequences))  # (S, B, n)
+            y = y.permute(1, 0, 2).reshape(y.shape[1], -1)  # eq. (1): scans side by side
+        else:
+            y = torch.cat([blk(seq) for blk, seq in zip(blocks, sequences)], dim=-1)
         return self.head(y)
+
+
+#: Whether the Grid LSTM blocks of equal shape run batched (:func:`.recurrent.grid_lstm_stacked`;
+#: tests switch it off to compare against the block-by-block reference).
+STACK_GRID_LSTMS = True
+
+
+def _stackable(blocks: list[nn.Module], sequences: list[torch.Tensor]) -> bool:
+    """Several Grid LSTM blocks of one size and forget bias, on sequences of one shape."""
+    if len(blocks) < 2 or not all(type(b) is GridLSTMBlock for b in blocks):
+        return False
+    first = blocks[0]
+    return (all((b.input_size, b.hidden_size, b.forget_bias)
+                == (first.input_size, first.hidden_size, first.forget_bias) for b in blocks)
+            and len({tuple(s.shape) for s in sequences}) == 1)
 
 
 def build_crnn_tf(

@@ -131,6 +131,49 @@ class GridLSTMBlock(nn.Module):
         return f"{self.input_size}, {self.hidden_size}, forget_bias={self.forget_bias}"
 
 
+def grid_lstm_stacked(blocks: list[GridLSTMBlock], x: torch.Tensor) -> torch.Tensor:
+    """Several :class:`GridLSTMBlock` of one shape run at once: ``x`` is ``(S, B, L, D)``, one
+    sequence per block; returns ``(S, B, n)``, block ``s`` applied to ``x[s]``.
+
+    The same arithmetic as :meth:`GridLSTMBlock.forward`, with each matmul batched over the
+    blocks (``bmm`` of their stacked weights), so a step costs a few ops for all blocks instead
+    of a few per block: CRNN-TF's eight scans at batch 8 ran hundreds of tiny ops per step.
+    """
+    first = blocks[0]
+    n, fb = first.hidden_size, first.forget_bias
+    s_, b, length, d = x.shape
+
+    def stack(name):
+        return torch.stack([getattr(blk, name) for blk in blocks])
+
+    project_m, project_c = stack("project_m"), stack("project_c")  # (S, n, D)
+    time_kernel, depth_kernel = stack("time_kernel"), stack("depth_kernel")  # (S, 4n, 2n)
+    time_bias, depth_bias = stack("time_bias"), stack("depth_bias")  # (S, 4n)
+    p = torch.bmm(x.reshape(s_, b * length, d), project_m.transpose(1, 2))  # (S, B·L, n)
+    time_from_input = torch.baddbmm(time_bias.unsqueeze(1), p,
+                                    time_kernel[:, :, :n].transpose(1, 2)).view(s_, b, length, 4 * n)
+    time_recurrent = time_kernel[:, :, n:].transpose(1, 2)  # (S, n, 4n)
+
+    def update(gates, c_prev):
+        i, j, f, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(i) * torch.tanh(j)
+        if c_prev is not None:
+            c = c + torch.sigmoid(f + fb) * c_prev
+        return c, torch.sigmoid(o) * torch.tanh(c)
+
+    c_t = h_t = None
+    for t in range(length):
+        gates = time_from_input[:, :, t]
+        if h_t is not None:
+            gates = gates + torch.bmm(h_t, time_recurrent)
+        c_t, h_t = update(gates, c_t)
+    p_last = p.view(s_, b, length, n)[:, :, -1]
+    q_last = torch.bmm(x[:, :, -1], project_c.transpose(1, 2))
+    depth_gates = torch.baddbmm(depth_bias.unsqueeze(1), torch.cat([p_last, h_t], dim=-1),
+                                depth_kernel.transpose(1, 2))
+    return update(depth_gates, q_last)[1]
+
+
 class KerasGRU(nn.Module):
     """Keras 2 ``GRU(n)`` with its defaults (Keras 2 ``keras.layers.GRU``).
 
