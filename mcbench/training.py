@@ -296,6 +296,10 @@ class TorchLearner:
         self.module.to(device)
         if device.type == "cpu":
             keep_freed_memory()
+            # Subnormal floats (below 1.2e-38) as zero, as TensorFlow's CPU threads do: they
+            # reach the Grid LSTM blocks and Adam's second moments, where the CPU computes
+            # them ~100x slower; CRNN-TF (paper) trained 6.6 -> 11.9 clips/s at batch 8.
+            torch.set_flush_denormal(True)
         if self.channels_last:
             self.module.to(memory_format=torch.channels_last)
 

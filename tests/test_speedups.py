@@ -54,3 +54,15 @@ def test_idle_openmp_threads_sleep_unless_the_environment_says_otherwise():
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     assert _policy(env) == "PASSIVE"
     assert _policy({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+
+
+def test_the_cpu_learner_flushes_subnormal_floats_to_zero():
+    from mcbench.training import TorchLearner
+
+    try:
+        TorchLearner(torch.nn.Linear(2, 1), "multilabel")._place(torch.device("cpu"))
+        assert torch.tensor([1e-39], dtype=torch.float32).item() == 0.0
+        assert torch.tensor([1e-30], dtype=torch.float32).item() > 0.0
+    finally:
+        torch.set_flush_denormal(False)
+    assert torch.tensor([1e-39], dtype=torch.float32).item() > 0.0
