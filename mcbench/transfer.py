@@ -402,6 +402,15 @@ def check_frontend(source: TransferSource, frontend, target_dataset: str) -> Non
 # --------------------------------------------------------------------------- applying it
 
 
+
+def _check_target(problems: list[str], declared: bool, undeclared: str) -> None:
+    """Refuse a target model whose transfer groups are missing or inconsistent."""
+    if not declared:
+        problems = [*problems, undeclared]
+    if problems:
+        raise TransferError("cannot transfer into this model: " + "; ".join(problems))
+
+
 def apply(learner: Any, source: TransferSource,
           rebuild: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """Load the source's weights (all but the head) into a freshly built torch or Keras
@@ -425,12 +434,9 @@ def apply(learner: Any, source: TransferSource,
                             f"({type(learner).__name__}) is not a torch network, so it cannot "
                             "start from another run's weights")
     network = learner.network
-    problems = check_groups(network)
-    if declared_groups(network) is None:
-        problems.append(f"{type(network).__name__} declares no parameter_groups(); a transfer "
-                        "needs its cnn, rnn and head groups")
-    if problems:
-        raise TransferError("cannot transfer into this model: " + "; ".join(problems))
+    _check_target(check_groups(network), declared_groups(network) is not None,
+                  f"{type(network).__name__} declares no parameter_groups(); a transfer needs "
+                  "its cnn, rnn and head groups")
     head = head_module(network)
     head_name = next(n for n, m in network.named_modules() if m is head)
     head_prefix = f"network.{head_name}." if head_name else "network."
@@ -499,12 +505,9 @@ def _apply_keras(learner: Any, source: TransferSource,
     from .storage import read_record
 
     network = learner.network
-    problems = check_keras_groups(network)
-    if keras_transfer_groups(network) is None:
-        problems.append(f"Keras model {network.name!r} declares no transfer groups; a transfer "
-                        "needs its layers with weights named cnn_…, rnn_… and head_…")
-    if problems:
-        raise TransferError("cannot transfer into this model: " + "; ".join(problems))
+    _check_target(check_keras_groups(network), keras_transfer_groups(network) is not None,
+                  f"Keras model {network.name!r} declares no transfer groups; a transfer needs "
+                  "its layers with weights named cnn_…, rnn_… and head_…")
     if rebuild is None:
         raise TransferError(f"run from {source.run_id}: a Keras target needs its build "
                             "(apply(..., rebuild=...)) to read the source's weights")

@@ -13,20 +13,18 @@ learner's after a weight copy for each of the five models.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 pytest.importorskip("tensorflow")
 
 import keras_checks  # noqa: E402
+from cli_workspace import cli, stored_records  # noqa: E402
 
 keras_checks.cpu_only()
 
-from mcbench.cli import main  # noqa: E402
 from mcbench.features import FrontEnd  # noqa: E402
 from mcbench.plugins import Registry  # noqa: E402
 from mcbench.training import as_learner  # noqa: E402
@@ -40,19 +38,10 @@ KERAS = ["--backend", "keras"]
 STRATEGIES = ("freeze_all", "freeze_cnn", "finetune")
 
 
-def _cli(ws: Path, *args: str):
-    data = ["--data-dir", str(ws / "data")] if args[0] in ("run", "embed") else []
-    return CliRunner().invoke(main, [args[0], *data, "--results-dir", str(ws / "results"),
-                                     *args[1:]])
-
-
-def _records(ws: Path, dataset: str) -> list[dict]:
-    return [json.loads(p.read_text())
-            for p in sorted((ws / "results" / "runs" / dataset).glob("*.json"))]
 
 
 def _target(ws: Path, *extra: str):
-    return _cli(ws, "run", "--models", "crnn_tf", "--dataset", "synthetic_genres", *COMMON,
+    return cli(ws, "run", "--models", "crnn_tf", "--dataset", "synthetic_genres", *COMMON,
                 *TARGET_DATA, "--folds", "0", *extra)
 
 
@@ -81,14 +70,14 @@ def ws(tmp_path_factory):
     """A Keras and a torch source CRNN-TF on synthetic, and one Keras target per strategy."""
     ws = tmp_path_factory.mktemp("keras_transfer")
     for backend in ("keras", "torch"):
-        result = _cli(ws, "run", "--models", "crnn_tf", "--dataset", "synthetic", *COMMON,
+        result = cli(ws, "run", "--models", "crnn_tf", "--dataset", "synthetic", *COMMON,
                       *SOURCE_DATA, "--backend", backend)
         assert result.exit_code == 0, result.output
-    sources = {r["identity"]["model"]["backend"]: r for r in _records(ws, "synthetic")}
+    sources = {r["identity"]["model"]["backend"]: r for r in stored_records(ws, "synthetic")}
     for strategy in STRATEGIES:
         result = _target(ws, *KERAS, "--transfer", strategy, "--init-from", sources["keras"]["run_id"])
         assert result.exit_code == 0, result.output
-    targets = {r["identity"]["transfer"]["strategy"]: r for r in _records(ws, "synthetic_genres")}
+    targets = {r["identity"]["transfer"]["strategy"]: r for r in stored_records(ws, "synthetic_genres")}
     assert set(targets) == set(STRATEGIES)
     return ws, sources, targets
 
@@ -132,7 +121,7 @@ def test_freeze_rnn_keeps_the_recurrent_blocks_and_trains_the_cnn(ws):
     ws, sources, _ = ws
     result = _target(ws, *KERAS, "--freeze", "rnn", "--init-from", sources["keras"]["run_id"])
     assert result.exit_code == 0, result.output
-    (rec,) = [r for r in _records(ws, "synthetic_genres")
+    (rec,) = [r for r in stored_records(ws, "synthetic_genres")
               if r["identity"]["transfer"]["strategy"] == "freeze"]
     assert rec["identity"]["transfer"]["frozen"] == ["rnn"]
     src, tgt = _layers(_learner(sources["keras"], ws)), _layers(_learner(rec, ws))
@@ -162,7 +151,7 @@ def test_records_name_the_keras_source_its_checkpoint_and_standardisation(ws):
 
 def test_the_table_labels_keras_transfer_rows_in_the_papers_words(ws):
     ws, _, _ = ws
-    result = _cli(ws, "table", "--dataset", "synthetic_genres", "--format", "plain")
+    result = cli(ws, "table", "--dataset", "synthetic_genres", "--format", "plain")
     assert result.exit_code == 0, result.output
     for label in ("crnn_tf (wang2019; freeze from synthetic)",
                   "crnn_tf (wang2019; freeze CNN + fine-tune RNN from synthetic)",
@@ -171,7 +160,7 @@ def test_the_table_labels_keras_transfer_rows_in_the_papers_words(ws):
 
 
 def _embed(ws: Path, run_id: str, out: Path, *data: str) -> tuple[np.ndarray, list[str]]:
-    result = _cli(ws, "embed", run_id, *data, "--no-progress", "-o", str(out))
+    result = cli(ws, "embed", run_id, *data, "--no-progress", "-o", str(out))
     assert result.exit_code == 0, result.output
     with np.load(out, allow_pickle=False) as npz:
         return npz["embeddings"], list(npz["clip_ids"])

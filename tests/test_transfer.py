@@ -12,16 +12,14 @@ that do not fit are refused before any feature of the target is computed.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from cli_workspace import cli, stored_records
 from torch import nn
 
-from mcbench.cli import main
 from mcbench.specs import OptionError
 from mcbench.transfer import STRATEGIES, check_groups, parse_choice
 
@@ -31,15 +29,6 @@ TARGET_DATA = ["--dataset-param", "n_per_genre=5", "--dataset-param", "seconds=2
 COMMON = ["--device", "cpu", "--no-progress", "--epochs", "1", "--batch-size", "6"]
 
 
-def _cli(ws: Path, *args: str):
-    data = ["--data-dir", str(ws / "data")] if args[0] in ("run", "embed") else []
-    return CliRunner().invoke(main, [args[0], *data, "--results-dir", str(ws / "results"),
-                                     *args[1:]])
-
-
-def _records(ws: Path, dataset: str) -> list[dict]:
-    return [json.loads(p.read_text())
-            for p in sorted((ws / "results" / "runs" / dataset).glob("*.json"))]
 
 
 def _weights(ws: Path, run_id: str) -> dict[str, torch.Tensor]:
@@ -47,7 +36,7 @@ def _weights(ws: Path, run_id: str) -> dict[str, torch.Tensor]:
 
 
 def _target(ws: Path, *extra: str, models: str = "crnn_tf"):
-    return _cli(ws, "run", "--models", models, "--dataset", "synthetic_genres", *COMMON,
+    return cli(ws, "run", "--models", models, "--dataset", "synthetic_genres", *COMMON,
                 *TARGET_DATA, "--folds", "0", *extra)
 
 
@@ -55,15 +44,15 @@ def _target(ws: Path, *extra: str, models: str = "crnn_tf"):
 def ws(tmp_path_factory):
     """A source CRNN-TF on synthetic and one target run per strategy on fold 0."""
     ws = tmp_path_factory.mktemp("transfer")
-    result = _cli(ws, "run", "--models", "crnn_tf", "--dataset", "synthetic", *COMMON, *SOURCE_DATA)
+    result = cli(ws, "run", "--models", "crnn_tf", "--dataset", "synthetic", *COMMON, *SOURCE_DATA)
     assert result.exit_code == 0, result.output
-    (source,) = _records(ws, "synthetic")
+    (source,) = stored_records(ws, "synthetic")
     targets = {}
     for strategy in STRATEGIES:
         extra = ["--transfer", strategy] + ([] if strategy == "scratch" else ["--init-from", "synthetic"])
         result = _target(ws, *extra)
         assert result.exit_code == 0, result.output
-    for rec in _records(ws, "synthetic_genres"):
+    for rec in stored_records(ws, "synthetic_genres"):
         transfer = rec["identity"]["transfer"]
         targets[transfer["strategy"] if transfer else "scratch"] = rec
     assert set(targets) == set(STRATEGIES)
@@ -94,7 +83,7 @@ def test_freeze_all_embeddings_equal_the_sources(ws):
     out = {}
     for name, run_id in (("source", source["run_id"]), ("target", targets["freeze_all"]["run_id"])):
         path = ws / f"{name}.npz"
-        result = _cli(ws, "embed", run_id, "--dataset", "synthetic_genres", "--split", "test",
+        result = cli(ws, "embed", run_id, "--dataset", "synthetic_genres", "--split", "test",
                       *TARGET_DATA, "--fold", "0", "--no-progress", "-o", str(path))
         assert result.exit_code == 0, result.output
         with np.load(path, allow_pickle=False) as npz:
@@ -202,7 +191,7 @@ def test_the_record_names_the_source_and_the_reused_standardisation(ws):
 
 def test_the_table_has_one_row_per_strategy_in_the_papers_words(ws):
     ws, _, _ = ws
-    result = _cli(ws, "table", "--dataset", "synthetic_genres", "--format", "plain")
+    result = cli(ws, "table", "--dataset", "synthetic_genres", "--format", "plain")
     assert result.exit_code == 0, result.output
     for label in ("crnn_tf (paper) ", "crnn_tf (paper; freeze from synthetic)",
                   "crnn_tf (paper; freeze CNN + fine-tune RNN from synthetic)",
@@ -218,7 +207,7 @@ def _features_of(ws: Path, dataset: str) -> list[Path]:
 def test_a_source_with_another_clip_length_is_refused_before_features(ws):
     ws, source, _ = ws
     before = _features_of(ws, "synthetic_genres")
-    result = _cli(ws, "run", "--models", "crnn_tf", "--dataset", "synthetic_genres", *COMMON,
+    result = cli(ws, "run", "--models", "crnn_tf", "--dataset", "synthetic_genres", *COMMON,
                   "--dataset-param", "n_per_genre=5", "--dataset-param", "seconds=3.0",
                   "--root", str(ws / "data" / "genres-3s"), "--protocol", "cv5", "--folds", "0", "--init-from", source["run_id"])
     assert result.exit_code != 0
@@ -245,7 +234,7 @@ def test_no_finished_source_names_the_command_that_makes_one(ws):
 def test_several_candidate_sources_are_listed(ws, tmp_path):
     ws, source, _ = ws
     other = tmp_path / "ws"
-    result = _cli(other, "run", "--models", "crnn_tf", "--dataset", "synthetic", *COMMON,
+    result = cli(other, "run", "--models", "crnn_tf", "--dataset", "synthetic", *COMMON,
                   *SOURCE_DATA, "--seeds", "2")
     assert result.exit_code == 0, result.output
     result = _target(other, "--init-from", "synthetic", "--transfer", "finetune")
