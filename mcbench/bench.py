@@ -714,11 +714,17 @@ def run_bench(registry, cases: Sequence[Case], *, repeats: int = 5, warmup: int 
             kwargs = {"repeats": repeats, "warmup": warmup, "input_shape": input_shape,
                       "matmul": matmul[key]}
             if isolate:
+                import os
                 from concurrent.futures import ProcessPoolExecutor
                 from multiprocessing import get_context
 
+                from .features import exit_with_parent
+
                 dirs = [str(p) for p in plugin_dirs] if plugin_dirs else None
-                with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+                # a killed mcbench bench must not leave its measuring child running
+                with ProcessPoolExecutor(1, mp_context=get_context("spawn"),
+                                         initializer=exit_with_parent,
+                                         initargs=(os.getpid(),)) as pool:
                     row = pool.submit(_case_in_child, dirs, case, kwargs).result()
             else:
                 row = bench_case(registry.model(case.model), case, **kwargs)
