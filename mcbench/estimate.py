@@ -47,14 +47,13 @@ def _device_kind(device: str | None) -> str:
 
 
 def resolved_device(device: str) -> str:
-    """``auto`` as the trainer resolves it (CUDA when available), otherwise as given."""
+    """``auto`` as the trainer resolves it (CUDA when available), otherwise the kind named (an
+    estimate for CUDA may be asked for on a machine without it)."""
     if device != "auto":
         return _device_kind(device)
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from .training import resolve_device
+
+    return resolve_device(device).type
 
 
 def record_rates(records: Iterable[Any]) -> dict[tuple, list[float]]:
@@ -73,16 +72,16 @@ def record_rates(records: Iterable[Any]) -> dict[tuple, list[float]]:
 
 def bench_rates(results_dir: Path) -> dict[tuple, list[float]]:
     """Training clips/s of the fp32 rows of every ``mcbench bench`` document under
-    ``<results_dir>/bench/``, keyed as :func:`record_rates`."""
-    import json
+    ``<results_dir>/bench/``, keyed as :func:`record_rates`; a file that is not one is skipped."""
+    from .bench import BenchError, load_document
 
     rates: dict[tuple, list[float]] = {}
     for path in sorted((Path(results_dir) / "bench").glob("*.json")):
         try:
-            rows = json.loads(path.read_text(encoding="utf-8")).get("rows", [])
-        except (OSError, ValueError, AttributeError):
+            rows = load_document(path)["rows"]
+        except BenchError:
             continue
-        for row in rows if isinstance(rows, list) else []:
+        for row in rows:
             if not isinstance(row, dict) or row.get("precision", "fp32") != "fp32":
                 continue
             rate = row.get("train_clips_per_s")

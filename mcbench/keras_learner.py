@@ -615,16 +615,22 @@ class KerasLearner:
     def predict(self, split: FeatureSplit, batch_size: int | None = None) -> np.ndarray:
         """Probabilities ``(N, K)`` (sigmoid for tagging, softmax for genres), in batches of the
         last fit's batch size unless one is given."""
+
+        if self._predict_fn is None:
+            self._predict_fn = self._make_predict()
+        return self._batched(self._predict_fn, split, batch_size)
+
+    def _batched(self, fn, split: FeatureSplit, batch_size: int | None) -> np.ndarray:
+        """``fn`` over the split in order, in batches (default: the last fit's batch size),
+        on this learner's device; ``(N, D)`` float32."""
         import tensorflow as tf
 
         batch_size = batch_size or self.batch_size
-        if self._predict_fn is None:
-            self._predict_fn = self._make_predict()
         out = []
         with tf.device(self._tf_device):
             for i in range(0, len(split), batch_size):
                 x = np.ascontiguousarray(split.x[i : i + batch_size], dtype=np.float32)
-                out.append(self._predict_fn(x).numpy())
+                out.append(fn(x).numpy())
         if not out:
             return np.zeros((0, 0), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
@@ -712,19 +718,10 @@ class KerasLearner:
         mode: the input of the network's head (module docstring). For the authors' models this
         is what the torch ports' :meth:`mcbench.training.TorchLearner.embed` returns (CRNN-TF:
         the 256-d concatenation of eq. (1)), value for value after a weight copy."""
-        import tensorflow as tf
 
-        batch_size = batch_size or self.batch_size
         if self._embed_fn is None:
             self._embed_fn = self._make_embed()
-        out = []
-        with tf.device(self._tf_device):
-            for i in range(0, len(split), batch_size):
-                x = np.ascontiguousarray(split.x[i : i + batch_size], dtype=np.float32)
-                out.append(self._embed_fn(x).numpy())
-        if not out:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+        return self._batched(self._embed_fn, split, batch_size)
 
     @property
     def n_params(self) -> int:
