@@ -31,7 +31,9 @@ so a data-parallel run never stands in for a single-process one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -113,6 +115,17 @@ def barrier() -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+@contextlib.contextmanager
+def main_first() -> Iterator[None]:
+    """Rank 0 runs the block first and the other ranks after it, so that they read what rank
+    0 made there (generated data, computed features); one process: just the block."""
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()
 
 
 def broadcast(obj: Any) -> Any:

@@ -450,11 +450,8 @@ def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
         for fold, fold_plans in by_fold.items():
             # under torchrun rank 0 materialises the data and computes the features first;
             # the other ranks then read what it made (mcbench.distributed)
-            if not main:
-                distributed.barrier()
-            partition = load_partition(spec, root, fold_plans[0].protocol, fold, params)
-            if main:
-                distributed.barrier()
+            with distributed.main_first():
+                partition = load_partition(spec, root, fold_plans[0].protocol, fold, params)
             for plan in fold_plans:  # a source with another input is refused before any features
                 if plan.transfer is not None:
                     check_frontend(plan.transfer, frontend_for(spec, partition, plan.frontend),
@@ -462,12 +459,10 @@ def run_experiments(registry: Registry, req: RunRequest) -> list[RunOutcome]:
             prepared: dict[str, PreparedData] = {}
             for plan in fold_plans:
                 if plan.frontend not in prepared:
-                    if not main:  # rank 0 computes the features, the others then read them
-                        distributed.barrier()
-                    prepared[plan.frontend] = data = prepare_data(
-                        spec, partition, plan.frontend, cache, root, req.workers, ctx.progress)
-                    if main:
-                        distributed.barrier()
+                    with distributed.main_first():  # the others read rank 0's features
+                        prepared[plan.frontend] = data = prepare_data(
+                            spec, partition, plan.frontend, cache, root, req.workers,
+                            ctx.progress)
                     if data.dropped:
                         echo(f"{len(data.dropped)} clip(s) dropped while loading features "
                              "(see the run record)")

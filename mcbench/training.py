@@ -421,16 +421,14 @@ class TorchLearner:
                     f"({entry['seconds']:.1f} s, {entry['clips_per_s']:.1f} clips/s)"
                 )
             state["epoch"] = epoch
-            if not main:
-                pass
-            elif workdir is not None:
+            if main and workdir is not None:
                 if improved:
                     _atomic_torch_save({"model": self.module.state_dict()}, workdir / "best.pt")
                 _atomic_torch_save(
                     {"model": self.module.state_dict(), "optimizer": optimizer.state_dict(), "state": state},
                     workdir / "last.pt",
                 )
-            elif improved:
+            elif main and improved:
                 self._best_in_memory = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
         self._feeders.clear()  # the training and validation splits leave the GPU
         distributed.barrier()  # every rank leaves training together
