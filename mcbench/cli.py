@@ -1019,12 +1019,15 @@ def reproduce(ctx: Context, artifact, list_, demo, roots, reading, dry_run, add_
     try:
         if list_ or artifact is None:
             from .reproduce import dry_run as plan_recipe
+            from .storage import load_records
 
+            stored = load_records(results_dir or default_results_dir(), status=None)
             for recipe in shipped().values():
                 models = ", ".join(dict.fromkeys(r.model for r in recipe.rows))
                 runs = {demo: len(plan_recipe(ctx.registry, ReproduceRequest(
                     recipe, demo=demo, results_dir=results_dir, data_dir=data_dir),
-                    estimate=False)) for demo in ((False, True) if recipe.demo else (False,))}
+                    estimate=False, records=stored))
+                    for demo in ((False, True) if recipe.demo else (False,))}
                 click.echo(f"{recipe.name:<8} {recipe.title}")
                 click.echo(f"         {len(recipe.rows)} rows ({models}), {runs[False]} runs on "
                            f"{', '.join(sorted(set(recipe.real.datasets.values())))}; --demo: "

@@ -566,16 +566,19 @@ def _same_run(record, plan, transfer: tuple[str, str] | None) -> bool:
     return bool(got) and (got.get("strategy"), got.get("source_dataset")) == transfer
 
 
-def dry_run(registry, req: ReproduceRequest, estimate: bool = True) -> list[PlannedRun]:
+def dry_run(registry, req: ReproduceRequest, estimate: bool = True,
+            records: Sequence | None = None) -> list[PlannedRun]:
     """Every run of the recipe with its status and its compute (:mod:`mcbench.estimate`),
-    planned as :func:`run_recipe` would run it; nothing is trained, generated or computed."""
+    planned as :func:`run_recipe` would run it; nothing is trained, generated or computed.
+    ``records``: every stored record (any status), if already loaded."""
     from .estimate import costs
     from .runner import default_results_dir, plan_runs
     from .storage import load_records
 
     recipe, setting = req.recipe, req.recipe.setting(req.demo)
     results_dir = Path(req.results_dir or default_results_dir())
-    records = load_records(results_dir, status=None)
+    if records is None:
+        records = load_records(results_dir, status=None)
     planned: list[PlannedRun] = []
     seen_sources: set[tuple] = set()
     for row in recipe.rows:
