@@ -43,6 +43,19 @@ def test_large_tensors_come_from_the_heap_and_stay_there_when_freed():
     assert _mallinfo2().fordblks >= size  # kept by malloc for the next step, not returned
 
 
+def test_freed_blocks_larger_than_a_gibibyte_stay_too():
+    # FCN-4's first conv output at batch 32 is 2.1 GB; a finite trim threshold handed it back
+    # to the system every step and its pages faulted in again (a third of the step).
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc malloc settings (Linux)")
+    _mallinfo2()
+    assert keep_freed_memory()
+    size = 5 << 28  # 1.25 GiB, never touched: its pages are not resident
+    t = torch.empty(size // 4, dtype=torch.float32)
+    del t
+    assert _mallinfo2().fordblks >= size
+
+
 def _policy(env: dict[str, str]) -> str:
     code = "import os, mcbench.training; print(os.environ['OMP_WAIT_POLICY'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
