@@ -174,3 +174,31 @@ def test_stacked_grid_lstms_equal_the_block_by_block_reference(dtype, tol, monke
     scale = max(g.abs().max() for g in r_grads.values())
     for key, g in grads.items():
         assert (g - r_grads[key]).abs().max() <= tol * scale, key
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_cpu_dropout_keeps_each_element_with_probability_one_minus_p(p):
+    """The uniform-mask dropout has nn.Dropout's law: kept with probability 1 − p, scaled by
+    1/(1 − p), the gradient through the same mask; identity in evaluation mode."""
+    torch.manual_seed(0)
+    drop = layers.Dropout(p)
+    x = torch.rand(8, 16, 64, 64).add_(0.5).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    y = drop(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    kept = y != 0
+    n = kept.numel()
+    # 6 standard deviations of a binomial count: fails only for a wrong law
+    assert abs(kept.sum().item() - (1 - p) * n) <= 6 * math.sqrt(n * p * (1 - p))
+    assert torch.allclose(y[kept], x[kept] / (1 - p), rtol=1e-6)
+    (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    assert torch.equal(gx != 0, kept)
+    assert torch.allclose(gx[kept], torch.full_like(gx[kept], 1 / (1 - p)))
+    drop.eval()
+    assert torch.equal(drop(x), x)
+
+
+def test_every_conv_block_uses_the_cpu_dropout():
+    model = build_fcn((1, 96, 1360), 5, variant="wang2019")
+    drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert len(drops) == 4 and all(isinstance(m, layers.Dropout) for m in drops)

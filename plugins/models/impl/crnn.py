@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .layers import (
+    Dropout,
     TransferGroups,
     conv_block,
     keras_batchnorm,
@@ -179,5 +180,5 @@ def build_crnn(
         make_gru(prev, units, keras=keras_gru, return_sequences=True),
         make_gru(units, units, keras=keras_gru, return_sequences=False),
     )
-    head = nn.Sequential(nn.Dropout(dropout), nn.Linear(units, n_outputs))
+    head = nn.Sequential(Dropout(dropout), nn.Linear(units, n_outputs))
     return keras_init_(CRNN(nn.Sequential(*layers), rnn, head))

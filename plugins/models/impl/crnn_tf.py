@@ -22,7 +22,14 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from .layers import TransferGroups, conv_block, keras_init_, require_min_length, tf_same_out
+from .layers import (
+    Dropout,
+    TransferGroups,
+    conv_block,
+    keras_init_,
+    require_min_length,
+    tf_same_out,
+)
 from .recurrent import RECURRENT_CELLS, GridLSTMBlock, grid_lstm_stacked, make_recurrent
 from .scans import SCAN_GROUPS, SCANS, resolve_scans  # noqa: F401 (re-exported)
 
@@ -183,10 +190,10 @@ def build_crnn_tf(
 
     width = units * len(chosen)
     if variant == "paper":
-        head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, n_outputs))
+        head = nn.Sequential(Dropout(dropout), nn.Linear(width, n_outputs))
     else:
         head = nn.Sequential(
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(width, WANG2019_DENSE),
             nn.ELU(alpha=1.0),
             nn.Linear(WANG2019_DENSE, n_outputs),

@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from .layers import (
+    Dropout,
     conv_block,
     keras_init_,
     make_activation,
@@ -151,7 +152,7 @@ def _build_wang2019(input_shape: Sequence[int], n_outputs: int) -> EndToEnd:
     f, t = (tf_same_out(tf_same_out(n, POOL, POOL), POOL, POOL) for n in input_shape[1:])
     head = nn.Sequential(
         nn.Flatten(),
-        nn.Dropout(WANG2019_DROPOUT),
+        Dropout(WANG2019_DROPOUT),
         nn.Linear(CONV_FILTERS * f * t, HIDDEN),
         make_activation("relu"),
         nn.Linear(HIDDEN, n_outputs),

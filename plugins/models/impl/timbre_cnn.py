@@ -52,6 +52,7 @@ import torch
 from torch import nn
 
 from .layers import (
+    Dropout,
     conv_block,
     keras_init_,
     make_activation,
@@ -159,10 +160,10 @@ def _build_original(n_freq: int, n_time: int, n_outputs: int) -> TimbreCNN:
     t = valid_out(valid_out(t, TEMPORAL_WIDTH, 1), TEMPORAL_POOL, TEMPORAL_POOL)
     head = nn.Sequential(
         nn.Flatten(),
-        nn.Dropout(DROPOUT),
+        Dropout(DROPOUT),
         nn.Linear(TEMPORAL_FILTERS * t, HIDDEN),
         make_activation("elu"),
-        nn.Dropout(DROPOUT),
+        Dropout(DROPOUT),
         nn.Linear(HIDDEN, n_outputs),
     )
     return TimbreCNN(branches, temporal, head, squeeze_freq=True)
@@ -197,7 +198,7 @@ def _build_wang2019(n_freq: int, n_time: int, n_outputs: int) -> TimbreCNN:
     )
     head = nn.Sequential(
         nn.Flatten(),
-        nn.Dropout(DROPOUT),
+        Dropout(DROPOUT),
         nn.Linear(TEMPORAL_FILTERS * f * t, HIDDEN),
         make_activation("relu"),
         nn.Linear(HIDDEN, n_outputs),
