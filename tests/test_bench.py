@@ -368,3 +368,20 @@ def test_table_shows_layout_and_compilation_only_when_they_vary():
     header, _, first, second = text.splitlines()
     assert "compiled" in header and "channels_last" not in header
     assert "False" in first and "True" in second
+
+
+def test_the_dense_rate_times_real_products_and_takes_the_faster_kernel():
+    gen = torch.Generator().manual_seed(1)
+    a, b = torch.randn(64, 48, generator=gen), torch.randn(48, 80, generator=gen)
+    kernels = bench.dense_kernels(a, b)
+    assert "torch.matmul" in kernels
+    if torch.backends.mkldnn.is_available():
+        assert "onednn" in kernels
+    for name, product in kernels.items():
+        out = product()
+        out = out.to_dense() if out.is_mkldnn else out
+        assert torch.allclose(out, a @ b, rtol=1e-5, atol=1e-5), name
+    rate = bench.matmul_rate("cpu", n=256, repeats=1)
+    assert set(rate["kernels"]) == set(kernels)
+    assert rate["macs_per_s"] == max(rate["kernels"].values())
+    assert rate["kernels"][rate["kernel"]] == rate["macs_per_s"]
