@@ -27,6 +27,7 @@ Results are JSON documents ``{"machine": ..., "settings": ..., "matmul": ..., "r
 from __future__ import annotations
 
 import json
+import os
 import socket
 import statistics
 import sys
@@ -461,14 +462,16 @@ def _current_rss_mb() -> float:
 
 
 def machine_info(backends: Iterable[str] = ()) -> dict[str, Any]:
-    """Provenance (hardware, packages, git commit) plus the torch build and, when the Keras
-    backend ran, TensorFlow's version and GPUs."""
+    """Provenance (hardware, packages, git commit) plus the torch build, its threads and their
+    OpenMP wait setting and, when the Keras backend ran, TensorFlow's version and GPUs."""
     torch = _torch()
 
     info = provenance()
     info["host"] = socket.gethostname()
     info["torch"] = torch_build()
     info["torch_threads"] = torch.get_num_threads()
+    # how the OpenMP threads waited (mcbench.openmp): spinning or sleeping changes step times
+    info["openmp_wait"] = {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     if "keras" in backends:
         info["tensorflow"] = {"version": info["packages"].get("tensorflow"),
                               "keras": info["packages"].get("keras"), "op_determinism": True}
@@ -736,7 +739,6 @@ def run_bench(registry, cases: Sequence[Case], *, repeats: int = 5, warmup: int 
             kwargs = {"repeats": repeats, "warmup": warmup, "input_shape": input_shape,
                       "matmul": matmul[key]}
             if isolate:
-                import os
                 from concurrent.futures import ProcessPoolExecutor
                 from multiprocessing import get_context
 

@@ -28,12 +28,11 @@ import os
 import time
 from pathlib import Path
 
-# OpenMP threads that finish their share of an op sleep instead of spinning for the next one
-# (read once, when torch loads its OpenMP runtime, so this only acts if torch is not loaded
-# yet; an OMP_WAIT_POLICY in the environment wins). On a CPU shared with other processes, a
-# spinning thread takes the core the other threads wait for: a CRNN-TF step on this 2-core
-# machine under load ran 2x slower with 2 spinning threads than with one.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from .openmp import openmp_wait_settings
+
+# libgomp reads these once, when torch loads it, so they are set before torch is imported (and
+# act only if it is not loaded yet).
+os.environ.update(openmp_wait_settings(os.environ))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

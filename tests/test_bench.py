@@ -160,6 +160,8 @@ def test_bench_cli_writes_json_with_the_required_fields(tmp_path, tiny_dir):
     # the printed JSON is the rows of the saved document
     assert json.loads(result.stdout[result.stdout.index("["):]) == rows
     assert doc["machine"]["torch"]["build"] in ("CPU", f"CUDA {torch.version.cuda}")
+    wait = doc["machine"]["openmp_wait"]  # mcbench.training has set one of them, or the caller
+    assert set(wait) == {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} and any(wait.values())
     assert doc["machine"]["git_commit"] is None or len(doc["machine"]["git_commit"]) == 40
     assert doc["matmul"][0]["macs_per_s"] > 0
     assert "[1/4]" in result.stderr and "tiny_bench/a torch cpu fp32 b2" in result.stderr

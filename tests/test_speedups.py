@@ -1,6 +1,7 @@
 """Process settings the torch trainer makes for CPU speed (their speed is measured by
 ``mcbench bench``, not asserted here): glibc keeps freed memory for reuse, and OpenMP threads
-sleep when idle unless the environment says otherwise."""
+spin briefly on an idle machine and sleep at once on a busy one, unless the environment says
+otherwise."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import pytest
 import torch
 
+from mcbench.openmp import openmp_wait_settings
 from mcbench.training import keep_freed_memory
 
 
@@ -56,17 +58,29 @@ def test_freed_blocks_larger_than_a_gibibyte_stay_too():
     assert _mallinfo2().fordblks >= size
 
 
-def _policy(env: dict[str, str]) -> str:
-    code = "import os, mcbench.training; print(os.environ['OMP_WAIT_POLICY'])"
+def _wait_settings(env: dict[str, str]) -> tuple[str | None, str | None]:
+    code = ("import os, mcbench.training; "
+            "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, timeout=300)
-    return out.stdout.strip()
+    policy, spin = out.stdout.split()
+    return (None if policy == "None" else policy), (None if spin == "None" else spin)
 
 
-def test_idle_openmp_threads_sleep_unless_the_environment_says_otherwise():
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    assert _policy(env) == "PASSIVE"
-    assert _policy({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+def test_openmp_threads_spin_briefly_on_an_idle_machine_and_sleep_on_a_busy_one():
+    assert openmp_wait_settings({}, load=0.3, cpus=2) == {"GOMP_SPINCOUNT": "300000"}
+    assert openmp_wait_settings({}, load=1.0, cpus=2) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert openmp_wait_settings({}, load=7.9, cpus=16) == {"GOMP_SPINCOUNT": "300000"}
+    assert openmp_wait_settings({"OMP_WAIT_POLICY": "ACTIVE"}, load=9.0, cpus=2) == {}
+    assert openmp_wait_settings({"GOMP_SPINCOUNT": "0"}, load=0.0, cpus=2) == {}
+
+
+def test_the_process_sets_one_wait_setting_unless_the_environment_has_one():
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    policy, spin = _wait_settings(env)
+    assert (policy, spin) in (("PASSIVE", None), (None, "300000"))
+    assert _wait_settings({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == ("ACTIVE", None)
+    assert _wait_settings({**env, "GOMP_SPINCOUNT": "1000"}) == (None, "1000")
 
 
 def test_the_cpu_learner_flushes_subnormal_floats_to_zero():
