@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+#: The variables libgomp reads for how a thread waits (an earlier value in the environment wins).
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
 
 def openmp_wait_settings(environ: Mapping[str, str], load: float | None = None,
                          cpus: int | None = None) -> dict[str, str]:
@@ -22,7 +25,7 @@ def openmp_wait_settings(environ: Mapping[str, str], load: float | None = None,
     already in the environment wins. ``load`` and ``cpus`` default to this machine's. Returns
     the variables to set (none when one is set).
     """
-    if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
+    if any(name in environ for name in WAIT_VARIABLES):
         return {}
     if load is None:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0

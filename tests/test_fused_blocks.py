@@ -198,7 +198,21 @@ def test_cpu_dropout_keeps_each_element_with_probability_one_minus_p(p):
     assert torch.equal(drop(x), x)
 
 
-def test_every_conv_block_uses_the_cpu_dropout():
-    model = build_fcn((1, 96, 1360), 5, variant="wang2019")
-    drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
-    assert len(drops) == 4 and all(isinstance(m, layers.Dropout) for m in drops)
+def test_every_torch_model_uses_the_cpu_dropout():
+    from mcbench import compute
+    from mcbench.plugins import Registry
+
+    registry = Registry()
+    checked = 0
+    for spec in registry.specs("model"):
+        if "torch" not in spec.backends:
+            continue
+        for variant in spec.variants:
+            if "torch" not in spec.backends_of(variant):
+                continue
+            model = spec.create(compute.input_shape_of(spec, variant), 5, task=spec.tasks[0],
+                                variant=variant, backend="torch")
+            drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+            assert all(isinstance(m, layers.Dropout) for m in drops), (spec.name, variant)
+            checked += len(drops)
+    assert checked >= 4  # FCN-4's four conv-block dropouts at least

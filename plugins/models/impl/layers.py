@@ -284,11 +284,11 @@ class Dropout(nn.Dropout):
     1/(1 − p); Srivastava et al., JMLR 2014) whose CPU mask is ``uniform ≥ p``.
 
     The law is the same as ``nn.Dropout``'s Bernoulli draw, only the random stream differs:
-    PyTorch's CPU ``bernoulli_`` is about 2.5× slower than ``torch.rand`` and a comparison (FCN-4's
-    first mask at batch 32: 0.74 s against 0.29 s), and FCN-4's four dropout masks had taken
-    11 % of its training step at batch 32. The uniforms are float32 in
-    the input's memory layout whatever the input's precision, so p is resolved to 2⁻²⁴ under
-    bf16 autocast too. Other devices use PyTorch's fused kernel.
+    PyTorch's CPU ``bernoulli_`` is about 2.5× slower than ``torch.rand`` and a comparison
+    (FCN-4's first mask at batch 32: 0.74 s against 0.29 s), and FCN-4's four dropout masks
+    had taken 11 % of its training step at batch 32. The uniforms are float32 in the input's
+    memory layout whatever the input's precision, so p is resolved to 2⁻²⁴ under bf16
+    autocast too. Other devices use PyTorch's fused kernel.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
